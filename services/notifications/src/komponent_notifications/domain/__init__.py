@@ -1,0 +1,4 @@
+"""Pure rules of the notifications service.
+
+What emails exist, what each needs, how a send is keyed and how it is retried.
+"""
