@@ -1,0 +1,64 @@
+"""Registration events: the intake command other systems may publish, and the allocation outcomes."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from komponent_contracts import topics
+from komponent_contracts.events.base import Event, register
+from komponent_contracts.events.values import Buyer, Participant
+
+
+@register
+class RegistrationReceived(Event):
+    """A participant asks for a seat. Published by registration's HTTP intake or by another Komponent system.
+
+    `received_at` is stamped by whoever received it first; admission order is the order on the partition.
+    """
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.received.v1"
+    topic: ClassVar[str] = topics.REGISTRATION_INTAKE
+
+    registration_id: UUID
+    course_id: UUID
+    received_at: AwareDatetime
+    participant: Participant
+    buyer: Buyer
+    terms_version: Annotated[str, Field(min_length=1, max_length=50)]
+
+
+class _Outcome(Event):
+    topic: ClassVar[str] = topics.REGISTRATION
+
+    registration_id: UUID
+    course_id: UUID
+    occurred_at: AwareDatetime
+
+
+@register
+class RegistrationConfirmed(_Outcome):
+    """A seat was allocated. Carries participant and buyer so notifications and billing need no lookup."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.confirmed.v1"
+    participant: Participant
+    buyer: Buyer
+    binding: bool
+
+
+@register
+class RegistrationWaitlisted(_Outcome):
+    ce_type: ClassVar[str] = "dk.komponent.registration.waitlisted.v1"
+    participant: Participant
+    position: Annotated[int, Field(ge=1)]
+
+
+@register
+class RegistrationRejected(_Outcome):
+    ce_type: ClassVar[str] = "dk.komponent.registration.rejected.v1"
+    reason: Literal[
+        "unknown_course", "course_not_published", "course_cancelled", "course_started", "invalid_registration"
+    ]
+    detail: Annotated[str, Field(max_length=1000)] = ""
