@@ -42,3 +42,8 @@ def days_before(moment: datetime, days: int) -> datetime:
     """The same Copenhagen wall-clock time `days` calendar days earlier."""
     local = moment.astimezone(COPENHAGEN)
     return copenhagen_time(local.date() - timedelta(days=days), local.timetz().replace(tzinfo=None))
+
+
+def days_after(moment: datetime, days: int) -> datetime:
+    """The same Copenhagen wall-clock time `days` calendar days later."""
+    return days_before(moment, -days)
