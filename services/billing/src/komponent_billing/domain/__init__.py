@@ -1,0 +1,1 @@
+"""Billing domain: pure rules for Danish invoices, credit notes, numbering, lifecycle and reminders."""
