@@ -34,7 +34,9 @@ from komponent_catalogue.domain.operations import create_course
 from komponent_catalogue.domain.wall_clock import copenhagen_time
 
 # --- Demo data (not on the page) -----------------------------------------------------------------
-DEMO_COURSE_ID = uuid5(UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), "https://komponent.dk/demo/course-page.da")
+DEMO_COURSE_ID = uuid5(
+    UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), "https://komponent.dk/demo/course-page.da"
+)
 DEMO_CAPACITY = 30
 # The evening before the invoice run (start - 28 days), so registrations are binding when billing
 # invoices them; see validation rule "deadline_after_invoice_run".
