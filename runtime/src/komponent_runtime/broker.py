@@ -1,0 +1,67 @@
+"""The Kafka broker every service uses, configured for safety first.
+
+Producer: `acks=all` with idempotence, so a retried send can't duplicate or reorder within a partition.
+Consumers are set up in `consuming.py`: they commit only after the handler ran, start from the earliest
+offset when a group is new, and are named `<service>.<purpose>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from opentelemetry.sdk.trace import TracerProvider
+
+from komponent_runtime.outbox import Publisher
+from komponent_runtime.settings import KafkaSettings
+
+
+def _security(settings: KafkaSettings) -> BaseSecurity | None:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = (
+        ssl.create_default_context(cafile=settings.ssl_cafile)
+        if "SSL" in settings.security_protocol
+        else None
+    )
+    if settings.security_protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    if not (settings.sasl_username and settings.sasl_password):
+        raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required for SASL")
+    sasl = {"SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512, "PLAIN": SASLPlaintext}[
+        settings.sasl_mechanism or "SCRAM-SHA-512"
+    ]
+    return sasl(
+        settings.sasl_username, settings.sasl_password, ssl_context=context, use_ssl=context is not None
+    )
+
+
+def make_broker(
+    settings: KafkaSettings, client_id: str, tracer_provider: TracerProvider | None = None
+) -> KafkaBroker:
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        allow_auto_create_topics=False,
+        security=_security(settings),
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        graceful_timeout=10.0,
+    )
+
+
+def broker_publisher(broker: KafkaBroker) -> Publisher:
+    """Adapt the broker to the outbox relay: hand a record over and return its delivery future."""
+
+    async def publish(
+        topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[object]:
+        future = await broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+        return future
+
+    return publish

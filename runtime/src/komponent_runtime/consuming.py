@@ -1,0 +1,301 @@
+"""Consuming events exactly once in effect, with bounded retries and a dead-letter topic.
+
+For each record: parse the CloudEvent (a malformed one goes to `<topic>.dlq` with the reason, and the
+partition moves on); then, in ONE database transaction, record it in the inbox and run the handler, which
+changes domain state and writes outgoing events to the outbox. The offset is committed only after that
+transaction (FastStream's default would commit first and lose the message on a crash).
+
+Errors: infrastructure that is away (PostgreSQL, network) is retried with capped backoff and, when it stays
+away, the record is handed back to Kafka (not committed) to be tried again; any other failure is tried a
+few times and then dead-lettered with the error, so one bad record never blocks its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from komponent_contracts import CloudEvent, Event, InvalidEvent, parse
+from komponent_contracts.topics import dead_letter_topic
+from opentelemetry import propagate, trace
+
+from komponent_runtime import inbox
+from komponent_runtime.database import Connection
+from komponent_runtime.telemetry import current_trace_headers
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("komponent_runtime.consuming")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that can never be applied: it goes to the dead-letter topic."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event as delivered, with where it came from and the trace context its effects continue."""
+
+    event: CloudEvent[Event]
+    topic: str
+    partition: int
+    offset: int
+    trace_headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Connection, Delivery], Awaitable[None]]
+BatchHandler = Callable[[Connection, Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass
+class RetryPolicy:
+    transient_attempts: int = 8
+    other_attempts: int = 3
+    first_backoff: float = 0.1
+    max_backoff: float = 5.0
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.first_backoff * 2.0 ** (attempt - 1), self.max_backoff)
+
+
+class DeadLetters:
+    """Publishes a record that can't be processed to `<topic>.dlq` with headers saying why."""
+
+    def __init__(self, broker: KafkaBroker, consumer_group: str) -> None:
+        self._broker = broker
+        self._group = consumer_group
+        self.count = 0
+
+    async def send(self, record: ConsumerRecord, reason: str, detail: str) -> None:
+        headers = {name: raw.decode(errors="replace") for name, raw in record.headers or ()}
+        headers.update(
+            {
+                "dlq_reason": reason,
+                "dlq_detail": detail[:2000],
+                "dlq_source_topic": record.topic,
+                "dlq_source_partition": str(record.partition),
+                "dlq_source_offset": str(record.offset),
+                "dlq_consumer_group": self._group,
+                "dlq_failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        await self._broker.publish(
+            record.value or b"", dead_letter_topic(record.topic), key=record.key, headers=headers
+        )
+        self.count += 1
+        log.warning(
+            "record dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+            },
+        )
+
+
+def _record_headers(record: ConsumerRecord) -> dict[str, str]:
+    return {name: raw.decode(errors="replace") for name, raw in record.headers or ()}
+
+
+class EventConsumer:
+    """Wires one handler (single events) or batch handler to a topic under the group `<service>.<purpose>`."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        pool: asyncpg.Pool,
+        *,
+        service: str,
+        purpose: str,
+        topic: str,
+        event_types: set[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.broker = broker
+        self.pool = pool
+        self.group = f"{service}.{purpose}"
+        self.topic = topic
+        self.event_types = event_types
+        self.retry = retry or RetryPolicy()
+        self.dead_letters = DeadLetters(broker, self.group)
+        self.applied = 0
+        self.duplicates = 0
+
+    # -- wiring -----------------------------------------------------------------------------------------
+
+    def handle_each(self, handler: Handler) -> None:
+        @self.broker.subscriber(
+            self.topic,
+            group_id=self.group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )
+        async def consume(body: bytes, message: KafkaMessage) -> None:
+            await self._process_one(message.raw_message, handler)
+
+    def handle_batches(
+        self, handler: BatchHandler, *, max_records: int = 500, batch_timeout_ms: int = 5
+    ) -> None:
+        @self.broker.subscriber(
+            self.topic,
+            group_id=self.group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms,
+        )
+        async def consume(body: list[bytes], message: KafkaMessage) -> None:
+            await self._process_batch(list(message.raw_message), handler)
+
+    # -- processing -------------------------------------------------------------------------------------
+
+    async def _parse(self, record: ConsumerRecord) -> CloudEvent[Event] | None:
+        try:
+            event = parse(record.headers or (), record.value)
+        except InvalidEvent as exc:
+            await self.dead_letters.send(record, exc.reason, exc.detail)
+            return None
+        if self.event_types is not None and event.type not in self.event_types:
+            return None  # a family topic carries other types; this consumer has no business with them
+        return event
+
+    async def _process_one(self, record: ConsumerRecord, handler: Handler) -> None:
+        event = await self._parse(record)
+        if event is None:
+            return
+        delivery = Delivery(event, record.topic, record.partition, record.offset, current_trace_headers())
+
+        async def apply() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await inbox.first_delivery(conn, self.group, event.id):
+                    self.duplicates += 1
+                    return
+                await handler(conn, delivery)
+                self.applied += 1
+
+        await self._with_retries(apply, [record])
+
+    async def _process_batch(self, records: list[ConsumerRecord], handler: BatchHandler) -> None:
+        deliveries: list[Delivery] = []
+        spans = []
+        for record in records:
+            event = await self._parse(record)
+            if event is None:
+                continue
+            # A batch has no single parent: each event gets its own span continuing its own trace.
+            span = tracer.start_span(
+                f"{record.topic} process",
+                context=propagate.extract(_record_headers(record)),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": record.topic,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                    "messaging.consumer.group.name": self.group,
+                    "messaging.message.id": str(event.id),
+                    "cloudevents.event_type": event.type,
+                },
+            )
+            spans.append(span)
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=trace.set_span_in_context(span))
+            deliveries.append(Delivery(event, record.topic, record.partition, record.offset, carrier))
+        if not deliveries:
+            return
+
+        async def apply() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                fresh_ids = await inbox.first_deliveries(conn, self.group, [d.event.id for d in deliveries])
+                fresh = [d for d in deliveries if d.event.id in fresh_ids]
+                # The same event twice within one batch: keep the first.
+                unique = list({d.event.id: d for d in reversed(fresh)}.values())[::-1]
+                self.duplicates += len(deliveries) - len(unique)
+                if unique:
+                    await handler(conn, unique)
+                self.applied += len(unique)
+
+        try:
+            await self._with_retries(apply, records, isolate=True)
+        except _IsolateBatch:
+            # Something in the batch keeps failing: apply one by one so only the culprit is dead-lettered.
+            for delivery, record in zip(deliveries, records, strict=False):
+                await self._apply_single_of_batch(delivery, record, handler)
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _apply_single_of_batch(
+        self, delivery: Delivery, record: ConsumerRecord, handler: BatchHandler
+    ) -> None:
+        async def apply() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await inbox.first_delivery(conn, self.group, delivery.event.id):
+                    self.duplicates += 1
+                    return
+                await handler(conn, [delivery])
+                self.applied += 1
+
+        await self._with_retries(apply, [record])
+
+    async def _with_retries(
+        self, apply: Callable[[], Awaitable[None]], records: list[ConsumerRecord], *, isolate: bool = False
+    ) -> None:
+        transient = other = 0
+        while True:
+            try:
+                await apply()
+                return
+            except asyncio.CancelledError:
+                raise
+            except PermanentError as exc:
+                if isolate and len(records) > 1:
+                    raise _IsolateBatch from exc
+                await self.dead_letters.send(records[0], "rejected_by_handler", str(exc))
+                return
+            except TRANSIENT_ERRORS as exc:
+                transient += 1
+                if transient >= self.retry.transient_attempts:
+                    log.error(
+                        "infrastructure still away; handing the record back to Kafka",
+                        extra={"group": self.group},
+                    )
+                    raise
+                log.warning(
+                    "transient error, retrying", extra={"group": self.group, "error": type(exc).__name__}
+                )
+                await asyncio.sleep(self.retry.backoff(transient))
+            except Exception as exc:
+                other += 1
+                if other >= self.retry.other_attempts:
+                    if isolate and len(records) > 1:
+                        raise _IsolateBatch from exc
+                    log.exception("handler failed; dead-lettering", extra={"group": self.group})
+                    await self.dead_letters.send(records[0], "handler_error", f"{type(exc).__name__}: {exc}")
+                    return
+                await asyncio.sleep(self.retry.backoff(other))
+
+
+class _IsolateBatch(Exception):
+    pass

@@ -1,0 +1,60 @@
+"""Connection pool and the SQL migrations runner.
+
+Migrations are plain numbered SQL files. The runtime's own (outbox, inbox) run first, then the service's.
+A transaction-scoped advisory lock lets several replicas start at once without racing each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 7_146_201  # arbitrary constant shared by every runner
+
+# A plain connection or one borrowed from a pool: every query helper accepts both.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    assert pool is not None
+    return pool
+
+
+def _migration_files(*folders: Path) -> list[tuple[str, Path]]:
+    files: list[tuple[str, Path]] = []
+    for folder in folders:
+        prefix = "runtime" if folder == RUNTIME_MIGRATIONS else folder.parent.name
+        files += [(f"{prefix}/{p.name}", p) for p in sorted(folder.glob("*.sql"))]
+    return files
+
+
+async def migrate(conn: Connection, service_migrations: Path) -> list[str]:
+    """Apply every migration not yet applied; return the names applied now."""
+    applied_now: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for name, path in _migration_files(RUNTIME_MIGRATIONS, service_migrations):
+            if name in done:
+                continue
+            await conn.execute(path.read_text(encoding="utf-8"))
+            await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied_now.append(name)
+            log.info("migration applied", extra={"migration": name})
+    return applied_now
+
+
+async def pending_migrations(conn: Connection, service_migrations: Path) -> list[str]:
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")} if exists else set()
+    return [name for name, _ in _migration_files(RUNTIME_MIGRATIONS, service_migrations) if name not in done]

@@ -1,0 +1,105 @@
+"""The HTTP edge every service shares: error format, body limit, health endpoints, tracing.
+
+Invalid input gets 422 with one entry per problem naming the field and the rule, e.g.
+`{"errors": [{"field": "participant.email", "rule": "value_error", "message": "…"}]}`; the input values
+are not echoed (they may be personal data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in {"body", "query", "path", "header"}:
+            loc = loc[1:] if loc[0] == "body" else loc
+        errors.append(
+            {"field": ".".join(loc) or "<body>", "rule": str(err.get("type")), "message": str(err.get("msg"))}
+        )
+    return errors
+
+
+class BodyLimit:
+    """Reject oversized bodies early (413), before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = b'{"errors":[{"field":"<body>","rule":"max_size","message":"request body too large"}]}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def make_http_app(
+    title: str,
+    *,
+    readiness: ReadinessCheck,
+    tracer_provider: TracerProvider | None,
+    max_body_bytes: int = 64 * 1024,
+    description: str = "",
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"errors": field_errors(exc)})
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks = await readiness()
+        return JSONResponse(status_code=200 if all(checks.values()) else 503, content={"checks": checks})
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, excluded_urls="health/.*")
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,152 @@
+"""Transactional outbox: events are written in the domain transaction and published afterwards.
+
+`enqueue` runs inside the caller's transaction, so an event exists exactly when the change that caused it
+was committed. The relay publishes rows in id order with an idempotent producer and marks them published.
+A relay killed after publishing but before marking publishes the row again; consumers drop the repeat by
+its `ce_id`. One relay per database publishes at a time (an advisory lock), which keeps per-key order even
+when several replicas run; the others wait as hot standbys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+from komponent_contracts import CloudEvent, Event
+from opentelemetry import context
+
+from komponent_runtime.database import Connection
+from komponent_runtime.telemetry import attach_trace_headers, current_trace_headers
+
+log = logging.getLogger(__name__)
+NOTIFY_CHANNEL = "outbox"
+_RELAY_LOCK = 7_146_202
+
+
+async def enqueue(conn: Connection, events: Sequence[CloudEvent[Event]]) -> None:
+    """Add events to the outbox inside the caller's transaction, carrying the current trace context."""
+    if not events:
+        return
+    trace_headers = current_trace_headers()
+    await conn.executemany(
+        "INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent, tracestate)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
+        [
+            (
+                e.id,
+                e.topic,
+                e.key,
+                json.dumps(e.headers()),
+                e.value(),
+                trace_headers.get("traceparent"),
+                trace_headers.get("tracestate"),
+            )
+            for e in events
+        ],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+class Publisher(Protocol):
+    async def __call__(
+        self, topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[object]:
+        """Hand one record to the producer; the returned future resolves when the broker acknowledged it."""
+        ...
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publish: Publisher,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._publish = publish
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def run(self) -> None:
+        """Publish forever: wake on NOTIFY, fall back to polling, back off while Kafka or PG is away."""
+        backoff = 0.1
+        while True:
+            try:
+                async with self._pool.acquire() as lock_conn:
+                    await self._lead(lock_conn)
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox relay interrupted, retrying", extra={"error": type(exc).__name__})
+            except Exception:
+                log.exception("outbox relay failed, retrying")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _lead(self, conn: Connection) -> None:
+        # Session-level lock: held while this connection lives; released if the process dies.
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):  # noqa: ASYNC110
+            await asyncio.sleep(self._poll_seconds)  # another process holds the lead
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        try:
+            while True:
+                self._wake.clear()
+                if await self.publish_pending() == self._batch_size:
+                    continue  # more waiting: don't sleep
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                await conn.execute("SELECT pg_advisory_unlock($1)", _RELAY_LOCK)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; return how many were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, kafka_key, headers, value, traceparent, tracestate FROM outbox"
+                " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            futures = []
+            for row in rows:
+                stored = {"traceparent": row["traceparent"] or "", "tracestate": row["tracestate"] or ""}
+                token = attach_trace_headers({k: v for k, v in stored.items() if v})
+                try:
+                    futures.append(
+                        await self._publish(
+                            row["topic"], row["kafka_key"], row["value"], json.loads(row["headers"])
+                        )
+                    )
+                finally:
+                    context.detach(token)  # type: ignore[arg-type]
+            await asyncio.gather(*futures)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        self.published += len(rows)
+        return len(rows)
+
+
+async def backlog(conn: Connection) -> tuple[int, float]:
+    """Unpublished rows and the age in seconds of the oldest one (for metrics and readiness)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+        " FROM outbox WHERE published_at IS NULL"
+    )
+    assert row is not None
+    return int(row["n"]), float(row["age"])

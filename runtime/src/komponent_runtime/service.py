@@ -1,0 +1,143 @@
+"""Running one service process: the shared lifecycle around a service's composition root.
+
+A service's `app.py` provides `wire(runtime) -> ServiceParts`: it registers its consumers on the broker and
+returns its HTTP app and background loops. This module does the rest in one place for all services:
+logging, tracing, the pool, migrations, the broker, the outbox relay, health checks and shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
+
+from komponent_runtime.broker import broker_publisher, make_broker
+from komponent_runtime.clock import Clock, SystemClock
+from komponent_runtime.consuming import EventConsumer
+from komponent_runtime.database import create_pool, migrate, pending_migrations
+from komponent_runtime.http import make_http_app
+from komponent_runtime.outbox import OutboxRelay
+from komponent_runtime.settings import DatabaseSettings, HttpSettings, KafkaSettings, ServiceSettings
+from komponent_runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
+
+log = logging.getLogger(__name__)
+BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Runtime:
+    """What a composition root gets to build its service from."""
+
+    name: str
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    tracer_provider: TracerProvider
+    clock: Clock
+    http_settings: HttpSettings
+    migrations: Path
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+    def consumer(self, purpose: str, topic: str, event_types: set[str] | None = None) -> EventConsumer:
+        consumer = EventConsumer(
+            self.broker, self.pool, service=self.name, purpose=purpose, topic=topic, event_types=event_types
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"database": False, "broker": False, "migrations": False}
+        with contextlib.suppress(Exception):
+            async with self.pool.acquire(timeout=2) as conn:
+                checks["database"] = await conn.fetchval("SELECT true")
+                checks["migrations"] = not await pending_migrations(conn, self.migrations)
+        with contextlib.suppress(Exception):
+            checks["broker"] = await self.broker.ping(timeout=2)
+        return checks
+
+    def http_app(self, title: str, description: str = "") -> FastAPI:
+        return make_http_app(
+            title,
+            readiness=self.readiness,
+            tracer_provider=self.tracer_provider,
+            max_body_bytes=self.http_settings.max_body_bytes,
+            description=description,
+        )
+
+
+@dataclass
+class ServiceParts:
+    http: FastAPI | None = None
+    background: list[BackgroundLoop] = field(default_factory=list)
+
+
+Wire = Callable[[Runtime], ServiceParts]
+
+
+async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None = None) -> None:
+    service = ServiceSettings(name=name)
+    setup_logging(name)
+    tracer_provider = setup_tracing(name)
+    if os.environ.get("OTEL_INSTRUMENT_DB", "true").lower() == "true":
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        AsyncPGInstrumentor().instrument(  # type: ignore[no-untyped-call]
+            tracer_provider=tracer_provider
+        )
+    db = DatabaseSettings()
+    pool = await create_pool(db.dsn(service.database_name), min_size=db.pool_min, max_size=db.pool_max)
+    async with pool.acquire() as conn:
+        applied = await migrate(conn, migrations)
+    log.info("migrations up to date", extra={"applied_now": len(applied)})
+
+    broker = make_broker(KafkaSettings(), client_id=name, tracer_provider=tracer_provider)
+    runtime = Runtime(name, pool, broker, tracer_provider, clock or SystemClock(), HttpSettings(), migrations)
+    parts = wire(runtime)
+    relay = OutboxRelay(pool, broker_publisher(broker), poll_seconds=service.outbox_poll_seconds)
+
+    await broker.start()
+    tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+    tasks += [
+        asyncio.create_task(loop(), name=getattr(loop, "__name__", "loop")) for loop in parts.background
+    ]
+    log.info("service started", extra={"consumers": len(runtime.consumers)})
+    try:
+        if parts.http is not None:
+            http = runtime.http_settings
+            server = uvicorn.Server(
+                uvicorn.Config(parts.http, host=http.host, port=http.port, log_config=None, access_log=False)
+            )
+            await server.serve()  # returns on SIGINT/SIGTERM
+        else:
+            await _until_signalled()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await broker.stop()
+        await pool.close()
+        shutdown_tracing()
+        log.info("service stopped")
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def main(name: str, migrations: Path, wire: Wire) -> None:
+    asyncio.run(serve(name, migrations, wire))

@@ -1,0 +1,60 @@
+"""Configuration from the environment, the same way for every service (pydantic-settings).
+
+Defaults point at the local stack started by `./dev up`; docker-compose and Kubernetes set the variables.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    # PLAINTEXT on loopback for the local stack; SASL_SSL with SCRAM in production.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    linger_ms: int = 1
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PG", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 55432
+    user: str = "komponent"
+    password: str = "komponent"
+    pool_min: int = Field(default=2, validation_alias="PG_POOL_MIN")
+    pool_max: int = Field(default=10, validation_alias="PG_POOL_MAX")
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+
+class HttpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HTTP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64 * 1024
+
+
+class ServiceSettings(BaseSettings):
+    """Everything one service process needs. `SERVICE_DATABASE` overrides the database name."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    name: str
+    database: str | None = None
+    outbox_poll_seconds: float = 1.0
+
+    @property
+    def database_name(self) -> str:
+        return self.database or self.name

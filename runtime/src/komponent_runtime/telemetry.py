@@ -1,0 +1,97 @@
+"""OpenTelemetry and logging set-up shared by every service process.
+
+Traces use W3C trace context everywhere (HTTP headers, Kafka headers, outbox rows). Export is OTLP/HTTP,
+configured by the standard `OTEL_*` variables; `OTEL_SDK_DISABLED=true` turns tracing off. Spans are
+batched (a synchronous processor would cost several times the throughput). Logs are JSON lines carrying
+trace and span ids; no personal data goes into either: ids only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_configured: TracerProvider | None = None
+
+
+def setup_tracing(service_name: str) -> TracerProvider:
+    """Install the global tracer provider once per process."""
+    global _configured
+    if _configured is not None:
+        return _configured
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    disabled = os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true"
+    if not disabled and (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=200))
+    trace.set_tracer_provider(provider)
+    _configured = provider
+    return provider
+
+
+def shutdown_tracing() -> None:
+    if _configured is not None:
+        _configured.force_flush()
+        _configured.shutdown()
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The W3C `traceparent`/`tracestate` of the active span, to store in an outbox row."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def attach_trace_headers(headers: dict[str, str]) -> object:
+    """Make the stored context current (returns a token for `context.detach`)."""
+    return context.attach(propagate.extract(headers))
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line, with the active trace and span ids and any `extra=` fields."""
+
+    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "service": self.service_name,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
+        for key, value in record.__dict__.items():
+            if key not in self._STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(service_name: str, level: str | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter(service_name))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+    # aiokafka is chatty at INFO about group membership; warnings still show.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
