@@ -28,18 +28,29 @@ NOTIFY_CHANNEL = "outbox"
 _RELAY_LOCK = 7_146_202
 
 
-async def enqueue(conn: Connection, events: Sequence[CloudEvent[Event]]) -> None:
-    """Add events to the outbox inside the caller's transaction, carrying the current trace context."""
+async def enqueue(
+    conn: Connection,
+    events: Sequence[CloudEvent[Event]],
+    *,
+    trace_headers: dict[str, str] | None = None,
+    topic: str | None = None,
+) -> None:
+    """Add events to the outbox inside the caller's transaction.
+
+    The trace context stored with them is the current one unless `trace_headers` names another (a batch
+    consumer passes each event's own). `topic` overrides the event family's topic (replays, tests).
+    """
     if not events:
         return
-    trace_headers = current_trace_headers()
+    if trace_headers is None:
+        trace_headers = current_trace_headers()
     await conn.executemany(
         "INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent, tracestate)"
         " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
         [
             (
                 e.id,
-                e.topic,
+                topic or e.topic,
                 e.key,
                 json.dumps(e.headers()),
                 e.value(),

@@ -1,0 +1,139 @@
+"""Pytest fixtures and helpers for tests against the real local stack (Kafka, PostgreSQL, SMTP).
+
+Loaded as a plugin by the root `conftest.py`. Tests that need the stack fail with a clear message when it
+is not running (the test command starts it); they are never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from komponent_contracts import CloudEvent, Event
+from komponent_contracts.topics import dead_letter_topic
+from komponent_runtime.settings import DatabaseSettings, KafkaSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def kafka_bootstrap() -> str:
+    return KafkaSettings().bootstrap_servers
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> None:
+    """Poll until `predicate()` is true; fail the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def create_database(prefix: str = "test") -> str:
+    """A new, empty database; returns its name. Each test gets its own so tests never share state."""
+    db = DatabaseSettings()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = await asyncpg.connect(db.dsn("postgres"), timeout=5)
+    except OSError as exc:  # pragma: no cover - the message is the point
+        raise AssertionError(f"PostgreSQL is not running at {db.host}:{db.port}; start it with ./dev infra") from exc
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def create_topics(*names: str, partitions: int = 3, with_dead_letters: bool = True) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    try:
+        await admin.start()
+    except Exception as exc:  # pragma: no cover
+        raise AssertionError(f"Kafka is not running at {kafka_bootstrap()}; start it with ./dev infra") from exc
+    try:
+        wanted = list(names) + ([dead_letter_topic(n) for n in names] if with_dead_letters else [])
+        await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted])
+    finally:
+        await admin.close()
+
+
+async def produce(topic: str, events: list[CloudEvent[Event]], *, extra: list[tuple[bytes | None, bytes, dict[str, str]]] | None = None) -> None:
+    """Publish CloudEvents (and optional raw records: key, value, headers) in the given order."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for ce in events:
+            await producer.send_and_wait(topic, ce.value(), key=ce.key, headers=[(k, v.encode()) for k, v in ce.headers().items()])
+        for key, value, headers in extra or []:
+            await producer.send_and_wait(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+    finally:
+        await producer.stop()
+
+
+async def read_topic(topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Read a topic from the beginning until `expect` records arrived (or time out: returns what came)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap(), auto_offset_reset="earliest", enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+        # Linger briefly: a test that expects N must also see that no N+1st arrives.
+        extra = await consumer.getmany(timeout_ms=500)
+        for part in extra.values():
+            records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def headers_of(record: ConsumerRecord) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers or ()}
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    """The name of a fresh database for this test."""
+    yield await create_database()
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(DatabaseSettings().dsn(database), min_size=1, max_size=8)
+    assert p is not None
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def unique_topic() -> Callable[[str], str]:
+    def make(stem: str) -> str:
+        return f"test.{stem}.{uuid.uuid4().hex[:10]}"
+
+    return make
+
+
+def service_env(**overrides: Any) -> dict[str, str]:
+    """Environment for a service subprocess against the local stack."""
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
