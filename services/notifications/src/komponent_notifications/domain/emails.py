@@ -214,3 +214,10 @@ Email = ParticipantEmail | BillingEmail
 def is_after_deadline(course: CourseSnapshot, moment: datetime) -> bool:
     """The binding rule as the emails phrase it: at or after the deadline a registration is binding."""
     return moment >= course.registration_deadline
+
+
+def calendar_intent(email: Email) -> CalendarIntent:
+    """The .ics a message carries. Someone leaving the waiting list never had the sessions in a calendar."""
+    if isinstance(email, CancellationReceipt) and email.was_waitlisted:
+        return CalendarIntent.NONE
+    return email.calendar
