@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo
 
 import pytest
-from komponent_catalogue.domain.course import Course, CourseStatus
+from komponent_catalogue.domain.course import Course, CourseStatus, Session
 from komponent_catalogue.domain.timers import (
     TIMER_EVENT_NAMESPACE,
     Timer,
@@ -19,6 +19,8 @@ from komponent_catalogue.domain.timers import (
     lateness,
     timer_event_id,
 )
+from komponent_catalogue.domain.validation import validate_course
+from komponent_catalogue.domain.wall_clock import copenhagen_time
 
 CPH = ZoneInfo("Europe/Copenhagen")
 MakeCourse = Callable[..., Course]
@@ -149,3 +151,22 @@ def test_due_timers_are_pending_ones_at_or_before_now_oldest_first(make_course: 
 def test_timer_equality_is_by_value() -> None:
     a = Timer(OTHER_COURSE, TimerKind.INVOICE_DUE, utc(2026, 1, 1))
     assert a == Timer(OTHER_COURSE, TimerKind.INVOICE_DUE, utc(2026, 1, 1))
+
+
+def test_wall_clock_times_inside_the_dst_gap_and_overlap_are_defined() -> None:
+    # 02:30 does not exist on 29 March 2026: read with the pre-change offset, i.e. 03:30 CEST.
+    # (Compared via UTC: an ambiguous local time never equals an instant in another zone, PEP 495.)
+    assert copenhagen_time(date(2026, 3, 29), time(2, 30)).astimezone(UTC) == utc(2026, 3, 29, 1, 30)
+    # 02:30 happens twice on 25 October 2026: the first (summer-time) occurrence is used.
+    assert copenhagen_time(date(2026, 10, 25), time(2, 30)).astimezone(UTC) == utc(2026, 10, 25, 0, 30)
+
+
+def test_sessions_in_the_repeated_october_hour_are_ordered_by_instant(make_course: MakeCourse) -> None:
+    # 02:40 summer time (00:40 UTC) ends before 02:10 winter time (01:10 UTC) starts.
+    first = Session(cph(2026, 10, 25, 2, 0), datetime(2026, 10, 25, 2, 40, tzinfo=CPH))
+    second = Session(
+        datetime(2026, 10, 25, 2, 10, fold=1, tzinfo=CPH), datetime(2026, 10, 25, 4, 0, tzinfo=CPH)
+    )
+    course = make_course(sessions=(first, second), deadline=cph(2026, 9, 1, 23, 59))
+    assert validate_course(course) == []
+    assert course.schedule.starts_at == first.starts_at

@@ -8,7 +8,7 @@ the two kinds of change: editing text never moves a timer, rescheduling always m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from enum import StrEnum
 from uuid import UUID
 
@@ -122,13 +122,19 @@ class Schedule:
     sessions: tuple[Session, ...]
     registration_deadline: datetime
 
+    # Compared in UTC: two values on the same ZoneInfo compare by wall clock and ignore `fold`,
+    # which is wrong during the repeated hour on the October night.
     @property
     def starts_at(self) -> datetime:
-        return min(s.starts_at for s in self.sessions)
+        return min((s.starts_at for s in self.sessions), key=_instant)
 
     @property
     def ends_at(self) -> datetime:
-        return max(s.ends_at for s in self.sessions)
+        return max((s.ends_at for s in self.sessions), key=_instant)
+
+
+def _instant(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment
 
 
 @dataclass(frozen=True)

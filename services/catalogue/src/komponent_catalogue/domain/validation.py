@@ -21,7 +21,7 @@ from komponent_catalogue.domain.course import (
     CourseDetails,
     Schedule,
 )
-from komponent_catalogue.domain.wall_clock import COPENHAGEN, days_before, is_aware
+from komponent_catalogue.domain.wall_clock import COPENHAGEN, days_before, is_aware, to_utc
 
 _POSTCODE = re.compile(r"^\d{4}$")
 # Deliberately loose: the mail server is the real judge; this only catches obvious typos.
@@ -85,24 +85,26 @@ def validate_schedule(schedule: Schedule) -> Iterator[FieldError]:
         )
     if naive:
         return  # comparing naive with aware values would raise; the rest waits for a fix
+    # Compare in UTC: same-zone comparisons use the wall clock and ignore `fold` (October's
+    # repeated hour), so 02:30 summer time would wrongly count as later than 02:10 winter time.
     for i, session in enumerate(schedule.sessions):
-        if session.ends_at <= session.starts_at:
+        if to_utc(session.ends_at) <= to_utc(session.starts_at):
             yield FieldError(
                 f"schedule.sessions.{i}.ends_at",
                 "session_ends_before_start",
                 "Session must end after it starts.",
             )
-    ordered = sorted(enumerate(schedule.sessions), key=lambda pair: pair[1].starts_at)
+    ordered = sorted(enumerate(schedule.sessions), key=lambda pair: to_utc(pair[1].starts_at))
     # Compare with the latest end so far, not just the previous session: a long session can
     # swallow several short ones that do not overlap each other.
-    latest_end = ordered[0][1].ends_at
+    latest_end = to_utc(ordered[0][1].ends_at)
     for j, later in ordered[1:]:
-        if later.starts_at < latest_end:
+        if to_utc(later.starts_at) < latest_end:
             yield FieldError(
                 f"schedule.sessions.{j}.starts_at", "sessions_overlap", "Session overlaps another session."
             )
-        latest_end = max(latest_end, later.ends_at)
-    if schedule.registration_deadline >= schedule.starts_at:
+        latest_end = max(latest_end, to_utc(later.ends_at))
+    if to_utc(schedule.registration_deadline) >= to_utc(schedule.starts_at):
         yield FieldError(
             "schedule.registration_deadline",
             "deadline_after_start",
@@ -150,7 +152,7 @@ def _deadline_precedes_invoice_run(course: Course) -> list[FieldError]:
     # Billing invoices *binding* registrations at the invoice run; registrations bind at the deadline.
     # A deadline after the run would leave every timely registration uninvoiced (billing-dk.md §7.2).
     invoice_due = days_before(course.schedule.starts_at, course.invoice_lead_days)
-    if course.schedule.registration_deadline > invoice_due:
+    if to_utc(course.schedule.registration_deadline) > to_utc(invoice_due):
         return [
             FieldError(
                 "schedule.registration_deadline",
