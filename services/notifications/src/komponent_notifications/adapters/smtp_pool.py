@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -23,6 +24,13 @@ import aiosmtplib
 from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy, classify_connection_failure, classify_reply
 
 _ACCEPTED = 250
+
+# In-process retries hold a consumer's partition while they wait, so they stay short (1 s, 4 s); longer
+# outages belong to the durable retry schedule the wiring keeps in the send ledger (domain RetryPolicy
+# defaults: minutes, not seconds).
+IN_PROCESS_RETRY = RetryPolicy(
+    max_attempts=3, base_delay=timedelta(seconds=1), factor=4, max_delay=timedelta(seconds=10)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +84,7 @@ class SmtpPool:
         if settings.pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self._settings = settings
-        self._retry = retry_policy or RetryPolicy()
+        self._retry = retry_policy or IN_PROCESS_RETRY
         self._sleep = sleep
         self._jitter = jitter
         self._monotonic = monotonic
