@@ -10,20 +10,36 @@ from zoneinfo import ZoneInfo
 from komponent_contracts.events import (
     Buyer,
     ContactPerson,
+    CourseCancelled,
     CoursePublished,
+    CourseReminderDue,
+    CourseSeatsChanged,
     CourseSession,
     CourseSnapshot,
+    CourseUpdated,
+    CreditNoteIssued,
     DeadlinePassed,
+    EmailFailed,
+    EmailSent,
     Event,
     InvoiceDue,
+    InvoiceIssued,
     Participant,
+    ParticipantSubstituted,
+    PaymentRegistered,
+    PaymentReminderDue,
     PostalAddress,
     ProgrammeDay,
     ProgrammeItem,
+    RegistrationBecameBinding,
+    RegistrationCancellationRequested,
+    RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationPromoted,
     RegistrationReceived,
     RegistrationRejected,
     RegistrationWaitlisted,
+    SubstitutionRequested,
     Venue,
 )
 
@@ -71,14 +87,14 @@ def course() -> CourseSnapshot:
         venue=Venue(name="Comwell Roskilde", street="Vestre Kirkevej 12", postcode="4000", city="Roskilde"),
         price_excl_vat_ore=550_000,
         vat_rate_percent=25,
-        price_includes="Undervisning, materialer og forplejning",
+        price_includes=("Undervisning", "Materialer", "Forplejning"),
         capacity=30,
         registration_deadline=datetime(2023, 4, 5, 23, 59, tzinfo=CPH),
         invoice_lead_days=28,
         reminder_lead_days=7,
         contacts=(
             ContactPerson(name="Louise Angelo", role="Chefkonsulent", email="loua@komponent.dk"),
-            ContactPerson(name="Aida Hadzimahovic Buzdalek", role="Koordinator", email="ahb@komponent.dk"),
+            ContactPerson(name="Aida Hadzimahovic Buzdalek", role="Koordinator", email="ah@komponent.dk"),
         ),
         programme=(
             ProgrammeDay(day_number=1, items=(ProgrammeItem(title="Fælles frokost"),)),
@@ -87,8 +103,34 @@ def course() -> CourseSnapshot:
     )
 
 
+INVOICE_ID = UUID("9a3e0b7c-1f2d-4c5e-8b6a-7d8e9f0a1b2c")
+COLLEAGUE = Participant(name="Åse Ødegård", email="aase@roskilde.dk", job_title="Chefkonsulent")
+
+
+def invoice_issued() -> InvoiceIssued:
+    return InvoiceIssued(
+        document_id=INVOICE_ID,
+        document_number="F-2023-00001",
+        course_id=COURSE_ID,
+        registration_ids=(REGISTRATION_ID,),
+        issued_at=NOW,
+        issue_date="2023-04-05",
+        due_date="2023-05-05",
+        buyer_name="Roskilde Kommune",
+        buyer_ean="5798000012349",
+        buyer_reference="Mette Hansen",
+        order_number="PO-2023-0042",
+        billing_email="faktura@roskilde.dk",
+        total_excl_vat_ore=550_000,
+        vat_ore=137_500,
+        total_incl_vat_ore=687_500,
+        pdf_url="/documents/9a3e0b7c-1f2d-4c5e-8b6a-7d8e9f0a1b2c/pdf",
+    )
+
+
 def all_examples() -> list[Event]:
     starts = course().starts_at
+    outcome = {"registration_id": REGISTRATION_ID, "course_id": COURSE_ID, "occurred_at": NOW}
     return [
         RegistrationReceived(
             registration_id=REGISTRATION_ID,
@@ -133,5 +175,81 @@ def all_examples() -> list[Event]:
             fired_at=starts - timedelta(days=28),
             lateness_seconds=0.0,
             course_starts_at=starts,
+        ),
+        CourseReminderDue(
+            course_id=COURSE_ID,
+            due_at=starts - timedelta(days=7),
+            fired_at=starts - timedelta(days=7),
+            lateness_seconds=0.0,
+            course_starts_at=starts,
+        ),
+        CourseUpdated(course_id=COURSE_ID, course=course(), changed=("capacity",), occurred_at=NOW),
+        CourseCancelled(course_id=COURSE_ID, reason="For få tilmeldte", occurred_at=NOW),
+        CourseSeatsChanged(
+            course_id=COURSE_ID,
+            capacity=30,
+            seats_taken=12,
+            waiting_list_length=0,
+            version=12,
+            occurred_at=NOW,
+        ),
+        RegistrationCancellationRequested(
+            registration_id=REGISTRATION_ID, course_id=COURSE_ID, requested_at=NOW
+        ),
+        SubstitutionRequested(
+            registration_id=REGISTRATION_ID, course_id=COURSE_ID, requested_at=NOW, new_participant=COLLEAGUE
+        ),
+        RegistrationPromoted(**outcome, participant=participant(), buyer=buyer(), binding=True),
+        RegistrationBecameBinding(**outcome),
+        RegistrationCancelled(**outcome, participant=participant(), binding=False),
+        ParticipantSubstituted(
+            **outcome,
+            previous_participant=participant(),
+            new_participant=COLLEAGUE,
+            previous_buyer=buyer(),
+            new_buyer=buyer(),
+            binding=True,
+        ),
+        invoice_issued(),
+        CreditNoteIssued(
+            **{**invoice_issued().model_dump(), "document_number": "K-2023-00001"},
+            credited_document_number="F-2023-00001",
+            reason="Gratis afmelding før fristen",
+        ),
+        PaymentRegistered(
+            payment_id=UUID("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"),
+            course_id=COURSE_ID,
+            document_number="F-2023-00001",
+            amount_ore=687_500,
+            paid_on="2023-04-20",
+            registered_at=NOW,
+        ),
+        PaymentReminderDue(
+            course_id=COURSE_ID,
+            document_id=INVOICE_ID,
+            document_number="F-2023-00001",
+            reminder_number=1,
+            billing_email="faktura@roskilde.dk",
+            buyer_name="Roskilde Kommune",
+            outstanding_ore=687_500,
+            original_due_date="2023-05-05",
+            occurred_at=NOW,
+        ),
+        EmailSent(
+            email_id=UUID("6e7f8091-a2b3-4c4d-9e5f-60718293a4b5"),
+            course_id=COURSE_ID,
+            kind="registration_confirmed",
+            caused_by_event_id=UUID("0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"),
+            occurred_at=NOW,
+            smtp_reply="250 2.0.0 Ok: queued",
+        ),
+        EmailFailed(
+            email_id=UUID("6e7f8091-a2b3-4c4d-9e5f-60718293a4b6"),
+            course_id=COURSE_ID,
+            kind="invoice",
+            caused_by_event_id=UUID("0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3e"),
+            occurred_at=NOW,
+            smtp_reply="550 5.1.1 mailbox unavailable",
+            attempts=1,
         ),
     ]

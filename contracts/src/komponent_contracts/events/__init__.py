@@ -1,12 +1,33 @@
 """Every event type, importable from one place. Importing this module fills the registry."""
 
 from komponent_contracts.events.base import EVENT_TYPES, Event
-from komponent_contracts.events.course import CoursePublished, DeadlinePassed, InvoiceDue
+from komponent_contracts.events.billing import (
+    CreditNoteIssued,
+    InvoiceIssued,
+    PaymentRegistered,
+    PaymentReminderDue,
+)
+from komponent_contracts.events.course import (
+    CourseCancelled,
+    CoursePublished,
+    CourseReminderDue,
+    CourseSeatsChanged,
+    CourseUpdated,
+    DeadlinePassed,
+    InvoiceDue,
+)
+from komponent_contracts.events.email import EmailFailed, EmailKind, EmailSent
 from komponent_contracts.events.registration import (
+    ParticipantSubstituted,
+    RegistrationBecameBinding,
+    RegistrationCancellationRequested,
+    RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationPromoted,
     RegistrationReceived,
     RegistrationRejected,
     RegistrationWaitlisted,
+    SubstitutionRequested,
 )
 from komponent_contracts.events.values import (
     Buyer,
@@ -24,19 +45,36 @@ __all__ = [
     "EVENT_TYPES",
     "Buyer",
     "ContactPerson",
+    "CourseCancelled",
     "CoursePublished",
+    "CourseReminderDue",
+    "CourseSeatsChanged",
     "CourseSession",
     "CourseSnapshot",
+    "CourseUpdated",
+    "CreditNoteIssued",
     "DeadlinePassed",
+    "EmailFailed",
+    "EmailKind",
+    "EmailSent",
     "Event",
     "InvoiceDue",
+    "InvoiceIssued",
     "Participant",
+    "ParticipantSubstituted",
+    "PaymentRegistered",
+    "PaymentReminderDue",
     "PostalAddress",
     "ProgrammeDay",
     "ProgrammeItem",
+    "RegistrationBecameBinding",
+    "RegistrationCancellationRequested",
+    "RegistrationCancelled",
     "RegistrationConfirmed",
+    "RegistrationPromoted",
     "RegistrationReceived",
     "RegistrationRejected",
     "RegistrationWaitlisted",
+    "SubstitutionRequested",
     "Venue",
 ]

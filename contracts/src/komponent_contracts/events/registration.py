@@ -62,3 +62,70 @@ class RegistrationRejected(_Outcome):
         "unknown_course", "course_not_published", "course_cancelled", "course_started", "invalid_registration"
     ]
     detail: Annotated[str, Field(max_length=1000)] = ""
+
+
+@register
+class RegistrationCancellationRequested(Event):
+    """A participant (or an admin on their behalf) asks to cancel. Goes through the intake topic so it is
+    applied in the same serial order per course as registrations and promotions."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.cancellation-requested.v1"
+    topic: ClassVar[str] = topics.REGISTRATION_INTAKE
+
+    registration_id: UUID
+    course_id: UUID
+    requested_at: AwareDatetime
+
+
+@register
+class SubstitutionRequested(Event):
+    """A confirmed or binding participant sends a colleague instead; buyer data may change too."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.substitution-requested.v1"
+    topic: ClassVar[str] = topics.REGISTRATION_INTAKE
+
+    registration_id: UUID
+    course_id: UUID
+    requested_at: AwareDatetime
+    new_participant: Participant
+    new_buyer: Buyer | None = None
+
+
+@register
+class RegistrationPromoted(_Outcome):
+    """A waitlisted registration got a seat that freed. Binding at once when after the deadline."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.promoted.v1"
+    participant: Participant
+    buyer: Buyer
+    binding: bool
+
+
+@register
+class RegistrationBecameBinding(_Outcome):
+    """The deadline passed while the registration held a seat: it can no longer be cancelled for free."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.became-binding.v1"
+
+
+@register
+class RegistrationCancelled(_Outcome):
+    """Cancelled. `binding` says whether it was binding (billing keeps the invoice) or free.
+
+    `by_course_cancellation` marks cancellations caused by Komponent cancelling the course (not billable)."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.cancelled.v1"
+    participant: Participant
+    binding: bool
+    was_waitlisted: bool = False
+    by_course_cancellation: bool = False
+
+
+@register
+class ParticipantSubstituted(_Outcome):
+    ce_type: ClassVar[str] = "dk.komponent.registration.participant-substituted.v1"
+    previous_participant: Participant
+    new_participant: Participant
+    previous_buyer: Buyer
+    new_buyer: Buyer
+    binding: bool

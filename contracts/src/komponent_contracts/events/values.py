@@ -71,7 +71,7 @@ class Venue(Value):
 class ContactPerson(Value):
     name: Text
     role: OptionalText = ""
-    email: EmailStr
+    email: EmailStr | None = None
     phone: OptionalText = ""
 
 
@@ -97,7 +97,7 @@ class CourseSnapshot(Value):
     venue: Venue
     price_excl_vat_ore: Annotated[int, Field(ge=0)]
     vat_rate_percent: Annotated[int, Field(ge=0, le=100)] = 25
-    price_includes: Annotated[str, Field(max_length=1000)] = ""
+    price_includes: tuple[Text, ...] = ()
     capacity: Annotated[int, Field(ge=0)]
     registration_deadline: AwareDatetime
     invoice_lead_days: Annotated[int, Field(ge=21, le=28)] = 28
