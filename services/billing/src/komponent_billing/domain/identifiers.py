@@ -48,8 +48,11 @@ def is_public_danish_ean(ean: str) -> bool:
 def normalise_cvr(raw: str) -> str:
     """``DK 13 58 56 28`` → ``13585628`` after the modulus-11 check (all CVR numbers satisfy it)."""
     cvr = _SEPARATORS.sub("", raw).upper().removeprefix("DK")
-    if not re.fullmatch(r"\d{8}", cvr):
-        raise InvalidIdentifier(f"CVR must be 8 digits, optionally prefixed DK, got {raw!r}")
+    if not re.fullmatch(r"[1-9]\d{7}", cvr):
+        # CVR numbers are issued from 10000000 up; 00000000 would pass the bare modulus.
+        raise InvalidIdentifier(
+            f"CVR must be 8 digits not starting with 0, optionally prefixed DK, got {raw!r}"
+        )
     if sum(int(d) * w for d, w in zip(cvr, _CVR_WEIGHTS, strict=True)) % 11 != 0:
         raise InvalidIdentifier(f"CVR {cvr} fails the modulus-11 check")
     return cvr
