@@ -126,7 +126,7 @@ def every_email() -> dict[EmailKind, Email]:
         participant_names=(p.name,),
     )
     emails: list[Email] = [
-        RegistrationConfirmed(event_id=event(1), **common),  # type: ignore[arg-type]
+        RegistrationConfirmed(event_id=event(1), invoiced_to=billing_contact(), **common),  # type: ignore[arg-type]
         Waitlisted(event_id=event(2), position=3, **common),  # type: ignore[arg-type]
         PromotedFromWaitingList(event_id=event(3), is_binding=True, **common),  # type: ignore[arg-type]
         BecameBinding(event_id=event(4), **common),  # type: ignore[arg-type]

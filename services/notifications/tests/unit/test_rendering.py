@@ -147,3 +147,15 @@ def test_a_template_asking_for_missing_data_fails_instead_of_rendering_blank() -
     env = build_environment()
     with pytest.raises(jinja2.UndefinedError):
         env.from_string("{{ email.no_such_field }}").render(email=object())
+
+
+def test_confirmation_shows_who_is_invoiced_with_ean_and_references(emails: Emails) -> None:
+    confirmed = emails[EmailKind.REGISTRATION_CONFIRMED]
+    assert isinstance(confirmed, RegistrationConfirmed)
+    rendered = renderer.render(confirmed)
+    for part in (rendered.text, rendered.html):
+        assert "Fakturaen sendes til Ærø Kommune, Økonomiafdelingen med disse oplysninger:" in part
+        assert "EAN-nummer: 5798000000001" in part
+        assert "Personreference: ÅBØ" in part
+    without = renderer.render(replace(confirmed, invoiced_to=None)).text
+    assert "Fakturaen sendes til" not in without

@@ -76,6 +76,8 @@ class RegistrationConfirmed(_ParticipantEmail):
     calendar: ClassVar[CalendarIntent] = CalendarIntent.PUBLISH
     # A registration accepted after the deadline is binding from the start; the email must say so.
     is_binding: bool = False
+    # Who will be invoiced, so a wrong EAN or person reference is caught weeks before the invoice run.
+    invoiced_to: BillingContact | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +96,7 @@ class PromotedFromWaitingList(_ParticipantEmail):
     kind: ClassVar[EmailKind] = EmailKind.PROMOTED_FROM_WAITING_LIST
     calendar: ClassVar[CalendarIntent] = CalendarIntent.PUBLISH
     is_binding: bool = False  # promoted after the deadline: binding at once
+    invoiced_to: BillingContact | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +133,7 @@ class SubstitutedIn(_ParticipantEmail):
     calendar: ClassVar[CalendarIntent] = CalendarIntent.PUBLISH
     replaces_name: str = ""
     is_binding: bool = False
+    invoiced_to: BillingContact | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
