@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +20,7 @@ from komponent_notifications.domain.course import CourseSnapshot, Session
 from komponent_notifications.domain.emails import (
     CalendarIntent,
     CourseReminder,
+    CreditNoteIssued,
     Email,
     EmailKind,
     InvoiceIssued,
@@ -26,6 +28,7 @@ from komponent_notifications.domain.emails import (
     calendar_intent,
 )
 from komponent_notifications.domain.ledger import SendLedgerKey
+from pypdf import PdfReader
 
 CPH = ZoneInfo("Europe/Copenhagen")
 IDENTITY = MailIdentity(
@@ -57,8 +60,16 @@ def calendar_of(message: EmailMessage) -> icalendar.Calendar:
     return icalendar.Calendar.from_ical(part.get_payload(decode=True))
 
 
-def assert_valid_pdf(data: bytes) -> None:
-    """What a PDF reader needs to open the file: header, trailer, and an xref whose offsets hit objects."""
+def assert_opens_as_pdf(data: bytes, expected_text: str) -> None:
+    """The attachment opens in a PDF reader (pypdf, strict) and shows the document it was made from."""
+    reader = PdfReader(io.BytesIO(data), strict=True)
+    assert len(reader.pages) == 1
+    assert expected_text in reader.pages[0].extract_text()
+    assert_xref_is_sound(data)
+
+
+def assert_xref_is_sound(data: bytes) -> None:
+    """What any reader relies on: header, trailer, and an xref whose offsets hit the objects."""
     assert data.startswith(b"%PDF-1.")
     assert data.rstrip().endswith(b"%%EOF")
     startxref = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
@@ -160,13 +171,13 @@ def test_pdf_attachment_arrives_byte_for_byte_and_opens(
     kind: EmailKind, emails: Emails, now: datetime
 ) -> None:
     email = emails[kind]
-    assert isinstance(email, InvoiceIssued) or kind is EmailKind.CREDIT_NOTE
+    assert isinstance(email, InvoiceIssued | CreditNoteIssued)
     part = attachments(compose(email, now))["application/pdf"]
-    assert part.get_filename() == email.pdf.filename  # type: ignore[union-attr]
+    assert part.get_filename() == email.pdf.filename
     assert part.get_content_disposition() == "attachment"
     data = part.get_payload(decode=True)
-    assert data == email.pdf.content  # type: ignore[union-attr]
-    assert_valid_pdf(data)
+    assert data == email.pdf.content
+    assert_opens_as_pdf(data, email.document_number)
 
 
 def test_calendar_has_one_event_per_session_at_the_right_times(emails: Emails, now: datetime) -> None:
