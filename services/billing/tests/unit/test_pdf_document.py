@@ -20,9 +20,9 @@ def _text(pdf: bytes) -> str:
 
 def _fonts(pdf: bytes) -> list[Any]:
     reader = PdfReader(io.BytesIO(pdf))
-    fonts = []
+    fonts: list[Any] = []
     for page in reader.pages:
-        resources = page["/Resources"].get_object()
+        resources: Any = page["/Resources"].get_object()
         fonts.extend(f.get_object() for f in resources["/Font"].get_object().values())
     return fonts
 

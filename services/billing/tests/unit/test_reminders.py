@@ -54,7 +54,7 @@ def test_public_defaults_charge_nothing_and_stop_after_three() -> None:
     r1 = DUE + timedelta(days=3)
     decision = decide_reminder(_state(), r1)
     assert decision is not None and decision.total_claim_extra_oere == 0
-    sent = (SentReminder(r1),)
+    sent: tuple[SentReminder, ...] = (SentReminder(r1),)
     assert decide_reminder(_state(reminders=sent), r1 + timedelta(days=9)) is None  # < 10 days apart
     second = decide_reminder(_state(reminders=sent), r1 + timedelta(days=10))
     assert second is not None and second.sequence == 2 and not second.warn_debt_collection
