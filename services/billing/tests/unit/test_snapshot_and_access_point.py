@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from komponent_billing.adapters.access_point import AccessPoint, FolderAccessPoint
 from komponent_billing.adapters.document_snapshot import render_snapshot, snapshot_sha256
-from komponent_billing.adapters.einvoice_validation import EInvoiceFormat
+from komponent_billing.adapters.einvoice_dispatch import send_einvoice
+from komponent_billing.adapters.einvoice_validation import EInvoiceFormat, EInvoiceRejected, EInvoiceValidator
 from komponent_billing.adapters.peppol_bis import render_peppol
-from komponent_billing.domain.documents import CreditNote, Invoice
+from komponent_billing.domain.documents import CreditNote, Invoice, cancellation_fee_line
 
 
 def test_snapshot_is_canonical_json_with_integer_oere(seed_invoice: Invoice) -> None:
@@ -71,3 +74,33 @@ def test_folder_access_point_refuses_a_different_document_under_a_used_number(
         access_point.submit(
             document_number="../x", receiver_ean="5798000123458", fmt=EInvoiceFormat.OIOUBL21, xml=b""
         )
+
+
+def test_send_einvoice_validates_then_hands_off(
+    tmp_path: Path, seed_invoice: Invoice, validator: EInvoiceValidator
+) -> None:
+    sent = send_einvoice(seed_invoice, validator=validator, access_point=FolderAccessPoint(tmp_path))
+    assert sent.report.is_sendable
+    assert Path(sent.delivery.location).read_bytes() == sent.xml
+
+
+def test_send_einvoice_never_hands_off_an_invalid_document(
+    tmp_path: Path, seed_invoice: Invoice, validator: EInvoiceValidator
+) -> None:
+    broken = dataclasses.replace(seed_invoice.buyer)
+    object.__setattr__(broken, "ean", "5798000123459")  # bypass the domain check to reach the official rule
+    invoice = dataclasses.replace(seed_invoice, buyer=broken)
+    with pytest.raises(EInvoiceRejected) as rejected:
+        send_einvoice(invoice, validator=validator, access_point=FolderAccessPoint(tmp_path))
+    assert "PEPPOL-COMMON-R040" in rejected.value.report.rule_ids()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancellation_fee_invoice_is_valid(
+    seed_invoice: Invoice, validator: EInvoiceValidator, make_invoice: Callable[..., Invoice]
+) -> None:
+    fee = cancellation_fee_line(seed_invoice.lines[0], 50)
+    assert fee.unit_price_oere == 275_000
+    fee_invoice = make_invoice(fee, number="2023-000124")
+    assert fee_invoice.totals.total_incl_vat_oere == 343_750
+    assert validator.validate(render_peppol(fee_invoice), EInvoiceFormat.PEPPOL_BIS3).fatal == ()

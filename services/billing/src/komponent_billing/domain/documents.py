@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
 
-from .money import DANISH_STANDARD_VAT, VatRate, vat_oere
+from .money import DANISH_STANDARD_VAT, VatRate, round_half_away_from_zero, vat_oere
 from .parties import BuyerSnapshot, SellerConfig
 
 # Namespace for deterministic document UUIDs (OIOUBL cbc:UUID): same seller + kind + number → same UUID,
@@ -194,6 +194,25 @@ class CreditNote(_DocumentBase):
     @property
     def kind(self) -> DocumentKind:
         return DocumentKind.CREDIT_NOTE
+
+
+def cancellation_fee_line(line: InvoiceLine, fee_percent: int) -> InvoiceLine:
+    """The line of a new invoice billing ``fee_percent`` of a cancelled seat (after a full credit note).
+
+    The fee is priced as its own unit price rather than as a discount, so the invoice reads plainly.
+    """
+    if not 0 < fee_percent <= 100:
+        raise ValueError("fee percent must be 1..100")
+    unit_price = round_half_away_from_zero(line.unit_price_oere * fee_percent, 100)
+    return InvoiceLine(
+        description=f"Afmeldingsgebyr {fee_percent} % af kursuspris",
+        item_name=line.item_name,
+        unit_price_oere=unit_price,
+        quantity=line.quantity,
+        participant_name=line.participant_name,
+        seller_item_id=line.seller_item_id,
+        vat=line.vat,
+    )
 
 
 def full_credit_note(invoice: Invoice, *, number: str, issue_date: date, reason: str) -> CreditNote:
