@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from komponent_billing.domain.identifiers import (
     InvalidIdentifier,
     gs1_check_digit,
@@ -12,6 +14,7 @@ from komponent_billing.domain.identifiers import (
     normalise_cvr,
     normalise_ean,
 )
+from komponent_contracts import identifiers as contracts_ids
 
 VALID_GLN = "5798000123458"
 
@@ -72,3 +75,19 @@ def test_remainder_one_prefix_has_no_valid_check_digit() -> None:
 
 def test_normalised_cvr_drops_prefix() -> None:
     assert normalise_cvr("DK13585628") == "13585628"
+
+
+def test_non_ascii_digits_are_rejected() -> None:
+    assert not is_valid_ean("٥٧٩٨٠٠٠١٢٣٤٥٨")  # Arabic-Indic digits for 5798000123458
+    assert not is_valid_cvr("١٢٣٤٥٦٧٤")
+
+
+@given(st.text(alphabet="0123456789", min_size=13, max_size=13))
+def test_ean_check_agrees_with_the_contracts_package(candidate: str) -> None:
+    # Registration validates with komponent_contracts; billing must never reject what intake accepted.
+    assert is_valid_ean(candidate) == contracts_ids.is_valid_ean(candidate)
+
+
+@given(st.text(alphabet="0123456789", min_size=8, max_size=8))
+def test_cvr_check_agrees_with_the_contracts_package(candidate: str) -> None:
+    assert is_valid_cvr(candidate) == contracts_ids.is_valid_cvr(candidate)

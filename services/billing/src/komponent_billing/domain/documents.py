@@ -183,6 +183,8 @@ class Invoice(_DocumentBase):
 class CreditNote(_DocumentBase):
     """Carries positive amounts; the document type gives the sign (Peppol DK-R-016)."""
 
+    # Defaults only because dataclass fields after defaulted base fields must have one; __post_init__
+    # rejects the empty reference, so every credit note names its invoice.
     credited_invoice: InvoiceReference = field(default=InvoiceReference("", date.min, ""))
     reason: str = ""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_SEPARATORS = re.compile(r"[\s\-.]")
+_SEPARATORS = re.compile(r"[ \t\-.]")
 _CVR_WEIGHTS = (2, 7, 6, 5, 4, 3, 2, 1)
 
 
@@ -25,7 +25,7 @@ def gs1_check_digit(payload: str) -> int:
 def normalise_ean(raw: str) -> str:
     """Strip the spaces, dashes and dots people type, then validate. Returns the 13 digits."""
     ean = _SEPARATORS.sub("", raw)
-    if not re.fullmatch(r"\d{13}", ean):
+    if not re.fullmatch(r"[0-9]{13}", ean):
         raise InvalidIdentifier(f"EAN must be exactly 13 digits, got {raw!r}")
     if gs1_check_digit(ean[:12]) != int(ean[12]):
         raise InvalidIdentifier(f"EAN {ean} has a wrong GS1 check digit")
@@ -48,7 +48,7 @@ def is_public_danish_ean(ean: str) -> bool:
 def normalise_cvr(raw: str) -> str:
     """``DK 13 58 56 28`` → ``13585628`` after the modulus-11 check (all CVR numbers satisfy it)."""
     cvr = _SEPARATORS.sub("", raw).upper().removeprefix("DK")
-    if not re.fullmatch(r"[1-9]\d{7}", cvr):
+    if not re.fullmatch(r"[1-9][0-9]{7}", cvr):
         # CVR numbers are issued from 10000000 up; 00000000 would pass the bare modulus.
         raise InvalidIdentifier(
             f"CVR must be 8 digits not starting with 0, optionally prefixed DK, got {raw!r}"
