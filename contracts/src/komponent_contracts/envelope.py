@@ -81,7 +81,9 @@ def _header_map(headers: Iterable[tuple[str, bytes | str]]) -> dict[str, str]:
 def parse(headers: Iterable[tuple[str, bytes | str]], value: bytes | None) -> CloudEvent[Event]:
     """Turn a Kafka record into a CloudEvent, or raise InvalidEvent saying exactly what is wrong."""
     h = _header_map(headers)
-    if h.get("ce_specversion") != SPEC_VERSION:
+    if "ce_specversion" not in h:
+        raise InvalidEvent("missing_header", "ce_specversion (not a CloudEvent)")
+    if h["ce_specversion"] != SPEC_VERSION:
         raise InvalidEvent("unsupported_specversion", f"ce_specversion={h.get('ce_specversion')!r}")
     for required in ("ce_id", "ce_type", "ce_source"):
         if not h.get(required):

@@ -8,6 +8,7 @@ offset when a group is new, and are named `<service>.<purpose>`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 
 from faststream.kafka import KafkaBroker
@@ -52,6 +53,8 @@ def make_broker(
         security=_security(settings),
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
         graceful_timeout=10.0,
+        # Through the root logger, so its lines are JSON with trace ids like ours (not coloured stdout).
+        logger=logging.getLogger("faststream"),
     )
 
 

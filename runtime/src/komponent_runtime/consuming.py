@@ -17,12 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from komponent_contracts import CloudEvent, Event, InvalidEvent, parse
 from komponent_contracts.topics import dead_letter_topic
 from opentelemetry import propagate, trace
@@ -148,8 +150,9 @@ class EventConsumer:
             group_id=self.group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_body,
         )
-        async def consume(body: bytes, message: KafkaMessage) -> None:
+        async def consume(message: KafkaMessage) -> None:
             await self._process_one(message.raw_message, handler)
 
     def handle_batches(
@@ -163,8 +166,9 @@ class EventConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
+            decoder=_raw_body,
         )
-        async def consume(body: list[bytes], message: KafkaMessage) -> None:
+        async def consume(message: KafkaMessage) -> None:
             await self._process_batch(list(message.raw_message), handler)
 
     # -- processing -------------------------------------------------------------------------------------
@@ -295,6 +299,11 @@ class EventConsumer:
                     await self.dead_letters.send(records[0], "handler_error", f"{type(exc).__name__}: {exc}")
                     return
                 await asyncio.sleep(self.retry.backoff(other))
+
+
+async def _raw_body(message: StreamMessage[Any]) -> Any:
+    """Skip FastStream's JSON decoding: records are parsed (and dead-lettered) by `parse` above."""
+    return message.body
 
 
 class _IsolateBatch(Exception):

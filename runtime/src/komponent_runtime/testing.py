@@ -18,9 +18,9 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from komponent_contracts import CloudEvent, Event
 from komponent_contracts.topics import dead_letter_topic
+
 from komponent_runtime.settings import DatabaseSettings, KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -31,7 +31,11 @@ def kafka_bootstrap() -> str:
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+    predicate: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
 ) -> None:
     """Poll until `predicate()` is true; fail the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -49,7 +53,9 @@ async def create_database(prefix: str = "test") -> str:
     try:
         conn = await asyncpg.connect(db.dsn("postgres"), timeout=5)
     except OSError as exc:  # pragma: no cover - the message is the point
-        raise AssertionError(f"PostgreSQL is not running at {db.host}:{db.port}; start it with ./dev infra") from exc
+        raise AssertionError(
+            f"PostgreSQL is not running at {db.host}:{db.port}; start it with ./dev infra"
+        ) from exc
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -62,23 +68,36 @@ async def create_topics(*names: str, partitions: int = 3, with_dead_letters: boo
     try:
         await admin.start()
     except Exception as exc:  # pragma: no cover
-        raise AssertionError(f"Kafka is not running at {kafka_bootstrap()}; start it with ./dev infra") from exc
+        raise AssertionError(
+            f"Kafka is not running at {kafka_bootstrap()}; start it with ./dev infra"
+        ) from exc
     try:
         wanted = list(names) + ([dead_letter_topic(n) for n in names] if with_dead_letters else [])
-        await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted])
+        await admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted]
+        )
     finally:
         await admin.close()
 
 
-async def produce(topic: str, events: list[CloudEvent[Event]], *, extra: list[tuple[bytes | None, bytes, dict[str, str]]] | None = None) -> None:
+async def produce(
+    topic: str,
+    events: list[CloudEvent[Event]],
+    *,
+    extra: list[tuple[bytes | None, bytes, dict[str, str]]] | None = None,
+) -> None:
     """Publish CloudEvents (and optional raw records: key, value, headers) in the given order."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for ce in events:
-            await producer.send_and_wait(topic, ce.value(), key=ce.key, headers=[(k, v.encode()) for k, v in ce.headers().items()])
+            await producer.send_and_wait(
+                topic, ce.value(), key=ce.key, headers=[(k, v.encode()) for k, v in ce.headers().items()]
+            )
         for key, value, headers in extra or []:
-            await producer.send_and_wait(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+            await producer.send_and_wait(
+                topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+            )
     finally:
         await producer.stop()
 
@@ -86,7 +105,10 @@ async def produce(topic: str, events: list[CloudEvent[Event]], *, extra: list[tu
 async def read_topic(topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
     """Read a topic from the beginning until `expect` records arrived (or time out: returns what came)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap(), auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=kafka_bootstrap(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()

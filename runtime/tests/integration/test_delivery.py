@@ -12,23 +12,30 @@ import asyncio
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-
 from komponent_contracts import CloudEvent
-from komponent_contracts.examples import all_examples
 from komponent_contracts.events import RegistrationReceived
+from komponent_contracts.examples import all_examples
 from komponent_contracts.topics import dead_letter_topic
 from komponent_runtime import outbox
 from komponent_runtime.broker import broker_publisher, make_broker
 from komponent_runtime.database import migrate
 from komponent_runtime.outbox import OutboxRelay
 from komponent_runtime.settings import KafkaSettings
-from komponent_runtime.testing import create_database, create_topics, headers_of, produce, read_topic, wait_until
+from komponent_runtime.testing import (
+    create_database,
+    create_topics,
+    headers_of,
+    produce,
+    read_topic,
+    wait_until,
+)
 
 pytestmark = pytest.mark.infra
 SUPPORT = Path(__file__).parent / "support"
@@ -37,17 +44,40 @@ SERVICE = SUPPORT / "effect_service.py"
 
 def registration(course_id: uuid.UUID | None = None) -> CloudEvent[RegistrationReceived]:
     template = next(e for e in all_examples() if isinstance(e, RegistrationReceived))
-    data = template.model_copy(update={"registration_id": uuid.uuid4(), "course_id": course_id or uuid.uuid4()})
+    data = template.model_copy(
+        update={"registration_id": uuid.uuid4(), "course_id": course_id or uuid.uuid4()}
+    )
     return CloudEvent(data=data, source="/test")
 
 
 class ServiceProcess:
     """The effect service as a real OS process."""
 
-    def __init__(self, db: str, topic: str, out_topic: str, *, batch: bool = False, delay: float = 0.0,
-                 crash_after_publish: bool = False) -> None:
-        args = [sys.executable, str(SERVICE), "--db", db, "--topic", topic, "--out-topic", out_topic,
-                "--handler-delay", str(delay)]
+    def __init__(
+        self,
+        db: str,
+        topic: str,
+        out_topic: str,
+        *,
+        batch: bool = False,
+        delay: float = 0.0,
+        crash_after_publish: bool = False,
+        purpose: str = "effects",
+    ) -> None:
+        args = [
+            sys.executable,
+            str(SERVICE),
+            "--db",
+            db,
+            "--topic",
+            topic,
+            "--out-topic",
+            out_topic,
+            "--handler-delay",
+            str(delay),
+            "--purpose",
+            purpose,
+        ]
         if batch:
             args.append("--batch")
         env = None
@@ -55,7 +85,8 @@ class ServiceProcess:
             import os
 
             env = {**os.environ, "CRASH_AFTER_PUBLISH": "1"}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        self.log = tempfile.NamedTemporaryFile(prefix="effect-service-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         assert line.strip() == "ready" or crash_after_publish, f"effect service did not start: {line!r}"
 
@@ -115,7 +146,10 @@ async def test_rolled_back_transaction_publishes_nothing(pool: asyncpg.Pool, uni
 
 
 async def test_rows_committed_while_the_relay_was_dead_are_delivered_after_restart(
-    pool: asyncpg.Pool, database: str, unique_topic, processes  # type: ignore[no-untyped-def]
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,  # type: ignore[no-untyped-def]
 ) -> None:
     topic, out = unique_topic("in"), unique_topic("out")
     await create_topics(topic, out)
@@ -129,7 +163,10 @@ async def test_rows_committed_while_the_relay_was_dead_are_delivered_after_resta
 
 
 async def test_relay_killed_between_publish_and_mark_duplicates_on_topic_but_applies_once_downstream(
-    pool: asyncpg.Pool, database: str, unique_topic, processes  # type: ignore[no-untyped-def]
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,  # type: ignore[no-untyped-def]
 ) -> None:
     topic, out, sink = unique_topic("in"), unique_topic("out"), unique_topic("sink")
     await create_topics(topic, out, sink)
@@ -148,7 +185,7 @@ async def test_relay_killed_between_publish_and_mark_duplicates_on_topic_but_app
     assert len(ids) == 6 and len(set(ids)) == 5, "exactly one record duplicated on the topic"
 
     downstream_db = await create_database()
-    processes.append(ServiceProcess(downstream_db, out, sink))
+    processes.append(ServiceProcess(downstream_db, out, sink, purpose="downstream"))
     downstream = await asyncpg.create_pool(_dsn(downstream_db))
     try:
         await wait_until(lambda: _has(downstream, 5), what="downstream effects")
@@ -160,7 +197,11 @@ async def test_relay_killed_between_publish_and_mark_duplicates_on_topic_but_app
 
 @pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 async def test_same_event_delivered_three_times_has_one_effect(
-    pool: asyncpg.Pool, database: str, unique_topic, processes, batch: bool  # type: ignore[no-untyped-def]
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,
+    batch: bool,  # type: ignore[no-untyped-def]
 ) -> None:
     topic, out = unique_topic("in"), unique_topic("out")
     await create_topics(topic, out)
@@ -177,7 +218,11 @@ async def test_same_event_delivered_three_times_has_one_effect(
 
 @pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 async def test_poison_records_go_to_the_dead_letter_topic_and_the_next_is_processed(
-    pool: asyncpg.Pool, database: str, unique_topic, processes, batch: bool  # type: ignore[no-untyped-def]
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,
+    batch: bool,  # type: ignore[no-untyped-def]
 ) -> None:
     topic, out = unique_topic("in"), unique_topic("out")
     await create_topics(topic, out)
@@ -185,7 +230,11 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_next_is_proces
     base = {k: v for k, v in good.headers().items()}
     poison = [
         (good.key, b"{not json", {**base, "ce_id": str(uuid.uuid4())}),
-        (good.key, good.value(), {**base, "ce_id": str(uuid.uuid4()), "ce_type": "dk.komponent.unheard-of.v1"}),
+        (
+            good.key,
+            good.value(),
+            {**base, "ce_id": str(uuid.uuid4()), "ce_type": "dk.komponent.unheard-of.v1"},
+        ),
         (good.key, good.value(), {"content-type": "application/json"}),
     ]
     await produce(topic, [], extra=poison)
@@ -204,7 +253,11 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_next_is_proces
 
 @pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 async def test_consumer_killed_mid_stream_and_restarted_applies_every_event_exactly_once(
-    pool: asyncpg.Pool, database: str, unique_topic, processes, batch: bool  # type: ignore[no-untyped-def]
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,
+    batch: bool,  # type: ignore[no-untyped-def]
 ) -> None:
     topic, out = unique_topic("in"), unique_topic("out")
     await create_topics(topic, out)

@@ -33,16 +33,25 @@ async def record_effects(conn: Connection, deliveries: Sequence[Delivery], out_t
     for d in deliveries:
         received = d.event.data
         await conn.execute(
-            "INSERT INTO effects (event_id, registration_id) VALUES ($1, $2)", d.event.id, getattr(received, "registration_id")
+            "INSERT INTO effects (event_id, registration_id) VALUES ($1, $2)",
+            d.event.id,
+            received.registration_id,
         )
         if not isinstance(received, RegistrationReceived):
             continue
         follow_up = RegistrationWaitlisted(
-            registration_id=received.registration_id, course_id=received.course_id,
-            occurred_at=datetime.now(UTC), participant=received.participant, position=1,
+            registration_id=received.registration_id,
+            course_id=received.course_id,
+            occurred_at=datetime.now(UTC),
+            participant=received.participant,
+            position=1,
         )
-        await outbox.enqueue(conn, [CloudEvent(follow_up, source="/test/effect-service")], topic=out_topic,
-                             trace_headers=d.trace_headers)
+        await outbox.enqueue(
+            conn,
+            [CloudEvent(follow_up, source="/test/effect-service")],
+            topic=out_topic,
+            trace_headers=d.trace_headers,
+        )
 
 
 async def main() -> None:
@@ -51,6 +60,7 @@ async def main() -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--out-topic", required=True)
     parser.add_argument("--batch", action="store_true")
+    parser.add_argument("--purpose", default="effects")
     parser.add_argument("--handler-delay", type=float, default=0.0)
     args = parser.parse_args()
     setup_logging("effect-service")
@@ -58,7 +68,7 @@ async def main() -> None:
     async with pool.acquire() as conn:
         await migrate(conn, MIGRATIONS)
     broker = make_broker(KafkaSettings(), client_id="effect-service")
-    consumer = EventConsumer(broker, pool, service="effect-service", purpose="effects", topic=args.topic)
+    consumer = EventConsumer(broker, pool, service="effect-service", purpose=args.purpose, topic=args.topic)
 
     async def one(conn: Connection, delivery: Delivery) -> None:
         await asyncio.sleep(args.handler_delay)
@@ -77,7 +87,9 @@ async def main() -> None:
     if os.environ.get("CRASH_AFTER_PUBLISH") == "1":
         inner = publish
 
-        async def publish_then_die(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> asyncio.Future[object]:
+        async def publish_then_die(
+            topic: str, key: bytes, value: bytes, headers: dict[str, str]
+        ) -> asyncio.Future[object]:
             await (await inner(topic, key, value, headers))  # wait for the broker's acknowledgement
             os.kill(os.getpid(), signal.SIGKILL)  # before the relay marks the row published
             raise AssertionError("unreachable")
