@@ -21,6 +21,7 @@ from komponent_contracts import CloudEvent, Event
 from opentelemetry import context
 
 from komponent_runtime.database import Connection
+from komponent_runtime.settings import topic_name
 from komponent_runtime.telemetry import attach_trace_headers, current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def enqueue(
         [
             (
                 e.id,
-                topic or e.topic,
+                topic or topic_name(e.topic),
                 e.key,
                 json.dumps(e.headers()),
                 e.value(),

@@ -29,7 +29,13 @@ from komponent_runtime.consuming import EventConsumer
 from komponent_runtime.database import create_pool, migrate, pending_migrations
 from komponent_runtime.http import make_http_app
 from komponent_runtime.outbox import OutboxRelay
-from komponent_runtime.settings import DatabaseSettings, HttpSettings, KafkaSettings, ServiceSettings
+from komponent_runtime.settings import (
+    DatabaseSettings,
+    HttpSettings,
+    KafkaSettings,
+    ServiceSettings,
+    topic_name,
+)
 from komponent_runtime.telemetry import setup_logging, setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,12 @@ class Runtime:
 
     def consumer(self, purpose: str, topic: str, event_types: set[str] | None = None) -> EventConsumer:
         consumer = EventConsumer(
-            self.broker, self.pool, service=self.name, purpose=purpose, topic=topic, event_types=event_types
+            self.broker,
+            self.pool,
+            service=self.name,
+            purpose=purpose,
+            topic=topic_name(topic),
+            event_types=event_types,
         )
         self.consumers.append(consumer)
         return consumer

@@ -5,6 +5,7 @@ Defaults point at the local stack started by `./dev up`; docker-compose and Kube
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field
@@ -58,3 +59,10 @@ class ServiceSettings(BaseSettings):
     @property
     def database_name(self) -> str:
         return self.database or self.name
+
+
+def topic_name(base: str) -> str:
+    """The topic's name in this deployment: `KAFKA_TOPIC_PREFIX` + the contract's name.
+
+    Empty in production. Tests give each run its own prefix, so they get a fresh, isolated set of topics."""
+    return os.environ.get("KAFKA_TOPIC_PREFIX", "") + base

@@ -9,7 +9,7 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from komponent_contracts.topics import ALL_TOPICS, TopicSpec
 
-from komponent_runtime.settings import KafkaSettings
+from komponent_runtime.settings import KafkaSettings, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        specs = tuple(TopicSpec(topic_name(s.name), s.partitions, s.retention_ms) for s in specs)
         missing = [s for s in specs if s.name not in existing]
         if missing:
             await admin.create_topics(
