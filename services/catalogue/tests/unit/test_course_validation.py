@@ -8,7 +8,16 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from komponent_catalogue.domain.course import Address, ContactPerson, Course, Price, Schedule, Session, Venue
+from komponent_catalogue.domain.course import (
+    Address,
+    ContactPerson,
+    Course,
+    CourseStatus,
+    Price,
+    Schedule,
+    Session,
+    Venue,
+)
 from komponent_catalogue.domain.operations import (
     change_capacity,
     create_course,
@@ -148,10 +157,16 @@ def test_deadline_after_start_is_rejected(make_course: MakeCourse) -> None:
     assert ("schedule.registration_deadline", "deadline_after_start") in found(errors)
 
 
-def test_deadline_after_the_invoice_run_is_rejected(make_course: MakeCourse) -> None:
-    # Start 6 May 09:00, invoice run 8 April 09:00; a deadline that evening would bind too late.
-    errors = validate_course(make_course(deadline=cph(2026, 4, 8, 23, 59)))
-    assert found(errors) == {("schedule.registration_deadline", "deadline_after_invoice_run")}
+def test_deadline_after_the_invoice_run_is_allowed(make_course: MakeCourse) -> None:
+    # Start 6 May 09:00, invoice run 8 April 09:00; a deadline that evening is fine: billing credits a
+    # free cancellation after invoicing in full.
+    assert validate_course(make_course(deadline=cph(2026, 4, 8, 23, 59))) == []
+
+
+def test_a_published_course_needs_a_venue(make_course: MakeCourse) -> None:
+    errors = validate_course(make_course(venue=None))
+    assert found(errors) == {("details.venue", "required")}
+    assert validate_course(make_course(venue=None, status=CourseStatus.DRAFT)) == []
 
 
 def test_deadline_at_the_invoice_run_itself_is_allowed(make_course: MakeCourse) -> None:

