@@ -45,6 +45,21 @@ async def enqueue(
         return
     if trace_headers is None:
         trace_headers = current_trace_headers()
+    await enqueue_traced(conn, [(e, trace_headers) for e in events], topic=topic)
+
+
+async def enqueue_traced(
+    conn: Connection,
+    items: Sequence[tuple[CloudEvent[Event], dict[str, str]]],
+    *,
+    topic: str | None = None,
+) -> None:
+    """Like `enqueue`, but each event with its own trace context, in one round trip.
+
+    A batch consumer's effects continue many traces at once (one per delivery); writing them with one
+    statement instead of one per delivery keeps the batch transaction short."""
+    if not items:
+        return
     await conn.executemany(
         "INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent, tracestate)"
         " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
@@ -55,10 +70,10 @@ async def enqueue(
                 e.key,
                 json.dumps(e.headers()),
                 e.value(),
-                trace_headers.get("traceparent"),
-                trace_headers.get("tracestate"),
+                trace.get("traceparent"),
+                trace.get("tracestate"),
             )
-            for e in events
+            for e, trace in items
         ],
     )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)

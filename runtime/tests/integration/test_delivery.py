@@ -9,6 +9,7 @@ Crash: a consumer SIGKILLed mid-stream and restarted applies every event exactly
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -63,6 +64,7 @@ class ServiceProcess:
         delay: float = 0.0,
         crash_after_publish: bool = False,
         purpose: str = "effects",
+        env: dict[str, str] | None = None,
     ) -> None:
         args = [
             sys.executable,
@@ -80,11 +82,7 @@ class ServiceProcess:
         ]
         if batch:
             args.append("--batch")
-        env = None
-        if crash_after_publish:
-            import os
-
-            env = {**os.environ, "CRASH_AFTER_PUBLISH": "1"}
+        env = {**os.environ, **(env or {}), **({"CRASH_AFTER_PUBLISH": "1"} if crash_after_publish else {})}
         self.log = tempfile.NamedTemporaryFile(prefix="effect-service-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -283,3 +281,38 @@ def _dsn(db: str) -> str:
     from komponent_runtime.settings import DatabaseSettings
 
     return DatabaseSettings().dsn(db)
+
+
+async def test_dead_letter_replayed_after_the_fix_is_applied_once(
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,  # type: ignore[no-untyped-def]
+) -> None:
+    from komponent_runtime.dead_letters import read_all, replay
+
+    topic, out = unique_topic("in"), unique_topic("out")
+    await create_topics(topic, out)
+    unlucky, fine = registration(), registration()
+    buggy = ServiceProcess(database, topic, out, env={"REJECT_COURSE": str(unlucky.data.course_id)})
+    processes.append(buggy)
+    await produce(topic, [unlucky, fine])
+    await wait_until(lambda: _has(pool, 1), what="the unaffected record applied")
+    dead = await read_topic(dead_letter_topic(topic), expect=1)
+    assert headers_of(dead[0])["dlq_reason"] == "rejected_by_handler"
+    assert headers_of(dead[0])["ce_id"] == str(unlucky.id)
+
+    buggy.stop()
+    processes.append(ServiceProcess(database, topic, out))  # the fix is deployed
+    bootstrap = KafkaSettings().bootstrap_servers
+    assert [d.headers["ce_id"] for d in await replay(bootstrap, dead_letter_topic(topic))] == [
+        str(unlucky.id)
+    ]
+    await wait_until(lambda: _has(pool, 2), what="the replayed record applied")
+
+    assert await replay(bootstrap, dead_letter_topic(topic)) == []  # replaying again sends nothing new
+    letters = await read_all(bootstrap, dead_letter_topic(topic))
+    await produce(topic, [unlucky])  # and even a second copy of the event changes nothing
+    await asyncio.sleep(1.5)
+    assert len(letters) == 1
+    assert await effects(pool) == (2, 2)

@@ -20,7 +20,7 @@ from komponent_contracts import CloudEvent
 from komponent_contracts.events import RegistrationReceived, RegistrationWaitlisted
 from komponent_runtime import outbox
 from komponent_runtime.broker import broker_publisher, make_broker
-from komponent_runtime.consuming import Delivery, EventConsumer
+from komponent_runtime.consuming import Delivery, EventConsumer, PermanentError
 from komponent_runtime.database import Connection, create_pool, migrate
 from komponent_runtime.outbox import OutboxRelay
 from komponent_runtime.settings import DatabaseSettings, KafkaSettings
@@ -32,6 +32,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def record_effects(conn: Connection, deliveries: Sequence[Delivery], out_topic: str) -> None:
     for d in deliveries:
         received = d.event.data
+        if str(getattr(received, "course_id", "")) == os.environ.get("REJECT_COURSE"):
+            # Simulates a handler bug for one course; the "fix" is restarting without REJECT_COURSE.
+            raise PermanentError("course rejected by the test's simulated bug")
         await conn.execute(
             "INSERT INTO effects (event_id, registration_id) VALUES ($1, $2)",
             d.event.id,
