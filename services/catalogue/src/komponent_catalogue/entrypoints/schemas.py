@@ -360,3 +360,37 @@ def field_errors_from_validation(exc: ValidationError) -> list[FieldErrorOut]:
 
 def field_errors_from_domain(exc: CourseInvalid) -> list[FieldErrorOut]:
     return [FieldErrorOut(field=e.field, rule=e.rule, message=e.message) for e in exc.errors]
+
+
+class CourseView(CourseDetailResponse):
+    """A course with the live facts: seats left (from registration's events, eventually consistent)
+    and whether the registration deadline has passed (registrations after it are binding at once)."""
+
+    seats_left: int
+    registration_deadline_passed: bool
+
+    @classmethod
+    def from_view(cls, course: Course, seats_taken: int, deadline_passed: bool) -> Self:
+        base = CourseDetailResponse.from_domain(course, seats_taken)
+        return cls(
+            **base.model_dump(),
+            seats_left=base.seats_available,
+            registration_deadline_passed=deadline_passed,
+        )
+
+
+class CourseListItem(CoursePublicListItem):
+    registration_deadline_passed: bool
+
+    @classmethod
+    def from_view(cls, course: Course, seats_taken: int, deadline_passed: bool) -> Self:
+        base = CoursePublicListItem.from_domain(course, seats_taken)
+        return cls(**base.model_dump(), registration_deadline_passed=deadline_passed)
+
+
+class CancelRequest(_Model):
+    reason: str = Field(default="", max_length=1000, description="Shown to participants in the cancellation.")
+
+
+class ErrorsOut(_Model):
+    errors: list[FieldErrorOut]
