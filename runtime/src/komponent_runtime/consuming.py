@@ -29,7 +29,7 @@ from komponent_contracts import CloudEvent, Event, InvalidEvent, parse
 from komponent_contracts.topics import dead_letter_topic
 from opentelemetry import propagate, trace
 
-from komponent_runtime import inbox
+from komponent_runtime import inbox, metrics
 from komponent_runtime.database import Connection
 from komponent_runtime.telemetry import current_trace_headers
 
@@ -103,6 +103,7 @@ class DeadLetters:
             record.value or b"", dead_letter_topic(record.topic), key=record.key, headers=headers
         )
         self.count += 1
+        metrics.dead_letters.add(1, {"group": self._group, "reason": reason})
         log.warning(
             "record dead-lettered",
             extra={
@@ -141,6 +142,15 @@ class EventConsumer:
         self.dead_letters = DeadLetters(broker, self.group)
         self.applied = 0
         self.duplicates = 0
+
+    def _count_applied(self, n: int) -> None:
+        self.applied += n
+        metrics.events_applied.add(n, {"group": self.group})
+
+    def _count_duplicates(self, n: int) -> None:
+        if n:
+            self.duplicates += n
+            metrics.events_duplicate.add(n, {"group": self.group})
 
     # -- wiring -----------------------------------------------------------------------------------------
 
@@ -192,10 +202,10 @@ class EventConsumer:
         async def apply() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
                 if not await inbox.first_delivery(conn, self.group, event.id):
-                    self.duplicates += 1
+                    self._count_duplicates(1)
                     return
                 await handler(conn, delivery)
-                self.applied += 1
+                self._count_applied(1)
 
         await self._with_retries(apply, [record])
 
@@ -235,10 +245,10 @@ class EventConsumer:
                 fresh = [d for d in deliveries if d.event.id in fresh_ids]
                 # The same event twice within one batch: keep the first.
                 unique = list({d.event.id: d for d in reversed(fresh)}.values())[::-1]
-                self.duplicates += len(deliveries) - len(unique)
+                self._count_duplicates(len(deliveries) - len(unique))
                 if unique:
                     await handler(conn, unique)
-                self.applied += len(unique)
+                self._count_applied(len(unique))
 
         try:
             await self._with_retries(apply, records, isolate=True)
@@ -256,10 +266,10 @@ class EventConsumer:
         async def apply() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
                 if not await inbox.first_delivery(conn, self.group, delivery.event.id):
-                    self.duplicates += 1
+                    self._count_duplicates(1)
                     return
                 await handler(conn, [delivery])
-                self.applied += 1
+                self._count_applied(1)
 
         await self._with_retries(apply, [record])
 

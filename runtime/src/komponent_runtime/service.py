@@ -28,6 +28,7 @@ from komponent_runtime.clock import Clock, SystemClock
 from komponent_runtime.consuming import EventConsumer
 from komponent_runtime.database import create_pool, migrate, pending_migrations
 from komponent_runtime.http import make_http_app
+from komponent_runtime.metrics import PlumbingGauges, setup_metrics
 from komponent_runtime.outbox import OutboxRelay
 from komponent_runtime.settings import (
     DatabaseSettings,
@@ -100,6 +101,7 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
     service = ServiceSettings(name=name)
     setup_logging(name)
     tracer_provider = setup_tracing(name)
+    setup_metrics(name)
     if os.environ.get("OTEL_INSTRUMENT_DB", "true").lower() == "true":
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
@@ -118,7 +120,11 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
     relay = OutboxRelay(pool, broker_publisher(broker), poll_seconds=service.outbox_poll_seconds)
 
     await broker.start()
-    tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+    gauges = PlumbingGauges(pool, KafkaSettings().bootstrap_servers, [c.group for c in runtime.consumers])
+    tasks = [
+        asyncio.create_task(relay.run(), name="outbox-relay"),
+        asyncio.create_task(gauges.run(), name="gauges"),
+    ]
     tasks += [
         asyncio.create_task(loop(), name=getattr(loop, "__name__", "loop")) for loop in parts.background
     ]

@@ -1,0 +1,125 @@
+"""OpenTelemetry metrics, exported in Prometheus format at `/metrics` (and over OTLP when configured).
+
+The plumbing's own instruments live here: consumer lag per group and partition, outbox backlog and the
+age of its oldest row, dead letters, applied and duplicate events. Services create their own domain
+instruments (registrations by outcome, emails sent, invoices issued, timer lateness) from `meter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterable
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+from komponent_runtime import outbox
+
+log = logging.getLogger(__name__)
+meter = metrics.get_meter("komponent")
+
+dead_letters = meter.create_counter(
+    "komponent_dead_letters", description="records sent to a dead-letter topic"
+)
+events_applied = meter.create_counter("komponent_events_applied", description="events applied by a consumer")
+events_duplicate = meter.create_counter(
+    "komponent_events_duplicate", description="redelivered events dropped by the inbox"
+)
+
+_configured = False
+
+
+def setup_metrics(service_name: str) -> None:
+    """Install the meter provider once per process: Prometheus reader, plus OTLP when configured."""
+    global _configured
+    if _configured:
+        return
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    readers: list = [PrometheusMetricReader()]  # type: ignore[type-arg]
+    if (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        and os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true"
+    ):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=15_000))
+    metrics.set_meter_provider(
+        MeterProvider(resource=Resource.create({SERVICE_NAME: service_name}), metric_readers=readers)
+    )
+    _configured = True
+
+
+class PlumbingGauges:
+    """Samples outbox backlog and consumer lag in the background; observable gauges read the samples."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, bootstrap: str, groups: Iterable[str], interval: float = 10.0
+    ) -> None:
+        self._pool = pool
+        self._bootstrap = bootstrap
+        self._groups = list(groups)
+        self._interval = interval
+        self.backlog = (0, 0.0)
+        self.lag: dict[tuple[str, str, int], int] = {}
+        meter.create_observable_gauge(
+            "komponent_outbox_backlog", [self._observe_backlog], description="unpublished outbox rows"
+        )
+        meter.create_observable_gauge(
+            "komponent_outbox_oldest_age_seconds",
+            [self._observe_age],
+            description="age of the oldest unpublished row",
+        )
+        meter.create_observable_gauge(
+            "komponent_consumer_lag",
+            [self._observe_lag],
+            description="records behind the end of the partition",
+        )
+
+    def _observe_backlog(self, _: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.backlog[0])
+
+    def _observe_age(self, _: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.backlog[1])
+
+    def _observe_lag(self, _: CallbackOptions) -> Iterable[Observation]:
+        for (group, topic, partition), lag in self.lag.items():
+            yield Observation(lag, {"group": group, "topic": topic, "partition": partition})
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                async with self._pool.acquire() as conn:
+                    self.backlog = await outbox.backlog(conn)
+            try:
+                self.lag = await consumer_lag(self._bootstrap, self._groups)
+            except Exception as exc:  # metrics must never take the service down
+                log.debug("lag sampling failed", extra={"error": type(exc).__name__})
+            await asyncio.sleep(self._interval)
+
+
+async def consumer_lag(bootstrap: str, groups: Iterable[str]) -> dict[tuple[str, str, int], int]:
+    """End offset minus committed offset, per consumer group, topic and partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        committed: dict[tuple[str, TopicPartition], int] = {}
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            committed.update({(group, tp): meta.offset for tp, meta in offsets.items() if meta.offset >= 0})
+        ends = await probe.end_offsets(list({tp for _, tp in committed})) if committed else {}
+        return {(g, tp.topic, tp.partition): max(ends[tp] - off, 0) for (g, tp), off in committed.items()}
+    finally:
+        await probe.stop()
+        await admin.close()
