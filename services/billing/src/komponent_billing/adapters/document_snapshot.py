@@ -13,7 +13,18 @@ from datetime import date
 from enum import Enum
 from typing import Any
 
-from ..domain.documents import Document
+from ..domain.documents import (
+    CreditNote,
+    DeliveryPeriod,
+    Document,
+    DocumentKind,
+    Invoice,
+    InvoiceLine,
+    InvoiceReference,
+    PaymentTerms,
+)
+from ..domain.money import VatCategory, VatRate
+from ..domain.parties import BuyerSnapshot, PostalAddress, SellerConfig
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -50,3 +61,48 @@ def render_snapshot(document: Document) -> bytes:
 
 def snapshot_sha256(snapshot: bytes) -> str:
     return hashlib.sha256(snapshot).hexdigest()
+
+
+def load_snapshot(snapshot: bytes) -> Document:
+    """The issued document back from its snapshot: a credit note copies exactly what was invoiced."""
+    body = json.loads(snapshot)["document"]
+
+    def address(raw: dict[str, Any]) -> PostalAddress:
+        return PostalAddress(**raw)
+
+    seller = SellerConfig(**{**body["seller"], "address": address(body["seller"]["address"])})
+    buyer = BuyerSnapshot(**{**body["buyer"], "address": address(body["buyer"]["address"])})
+    lines = tuple(
+        InvoiceLine(
+            **{
+                **raw,
+                "vat": VatRate(VatCategory(raw["vat"]["category"]), raw["vat"]["rate_bp"]),
+            }
+        )
+        for raw in body["lines"]
+    )
+    common: dict[str, Any] = {
+        "number": body["number"],
+        "issue_date": date.fromisoformat(body["issue_date"]),
+        "seller": seller,
+        "buyer": buyer,
+        "lines": lines,
+        "delivery": DeliveryPeriod(
+            date.fromisoformat(body["delivery"]["start"]), date.fromisoformat(body["delivery"]["end"])
+        ),
+        "registration_id": body["registration_id"],
+        "course_id": body["course_id"],
+        "note": body["note"],
+    }
+    if body["kind"] == DocumentKind.INVOICE.value:
+        return Invoice(
+            **common,
+            due_date=date.fromisoformat(body["due_date"]),
+            payment_terms=PaymentTerms(body["payment_terms"]["days"]),
+        )
+    ref = body["credited_invoice"]
+    return CreditNote(
+        **common,
+        credited_invoice=InvoiceReference(ref["number"], date.fromisoformat(ref["issue_date"]), ref["uuid"]),
+        reason=body["reason"],
+    )

@@ -64,7 +64,8 @@ def render_pdf(document: Document) -> bytes:
 
     pdf.text_line("Faktureres til" if is_invoice else "Krediteres til", bold=True)
     pdf.text_line(buyer.municipality_name)
-    pdf.text_line(buyer.department)
+    if buyer.department.strip():
+        pdf.text_line(buyer.department)
     pdf.text_line(f"{buyer.address.street_line}, {buyer.address.postal_code} {buyer.address.city}")
     pdf.text_line(f"EAN-nr.: {buyer.ean}")
     if buyer.cvr:

@@ -126,3 +126,19 @@ def on_invoice_correction(
 def needs_invoice(*, is_binding: bool, invoices: tuple[IssuedInvoice, ...], course_cancelled: bool) -> bool:
     """The invoice run (InvoiceDue): bill binding registrations exactly once; re-running is a no-op."""
     return is_binding and not course_cancelled and not _open(invoices)
+
+
+def due_for_invoice(
+    *,
+    confirmed: bool,
+    invoice_run_reached: bool,
+    course_cancelled: bool,
+    price_oere: int,
+    invoices: tuple[IssuedInvoice, ...],
+) -> bool:
+    """Issue #5: once the course's invoice run has happened, every confirmed registration with no invoice
+    yet gets one; before it, none does. A registration confirmed after the run (late, promoted) is
+    therefore invoiced at once, and re-running the invoice run issues nothing new. A registration that
+    already had an invoice (even a credited one) is never invoiced again here: a replacement invoice is
+    issued only by the step that credited the original. Free courses are not invoiced."""
+    return confirmed and invoice_run_reached and not course_cancelled and price_oere > 0 and not invoices

@@ -80,7 +80,7 @@ class BuyerSnapshot:
     """
 
     municipality_name: str  # legal name, e.g. "Eksempel Kommune"
-    department: str  # e.g. "Jobcenter"
+    department: str  # e.g. "Jobcenter"; may be empty (the registration contract makes it optional)
     ean: str  # 13-digit GLN, check digit verified
     address: PostalAddress
     person_reference: str  # personreference: who approves the invoice (Peppol BuyerReference)
@@ -95,7 +95,7 @@ class BuyerSnapshot:
         object.__setattr__(self, "ean", normalise_ean(self.ean))
         if self.cvr is not None:
             object.__setattr__(self, "cvr", normalise_cvr(self.cvr))
-        for name in ("municipality_name", "department", "person_reference", "order_number"):
+        for name in ("municipality_name", "person_reference", "order_number"):
             if not getattr(self, name).strip():
                 raise ValueError(f"buyer {name} is required on a Danish public invoice")
         if "@" not in self.billing_contact_email:
@@ -105,6 +105,8 @@ class BuyerSnapshot:
 
     @property
     def party_name(self) -> str:
+        if not self.department.strip():
+            return self.municipality_name
         return f"{self.municipality_name}, {self.department}"
 
     def routing_key(self) -> tuple[str, str, str, str | None]:

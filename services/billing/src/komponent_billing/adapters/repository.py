@@ -1,0 +1,279 @@
+"""asyncpg queries for billing's tables. Every function runs on the caller's connection, inside the
+caller's transaction: the service layer owns the transaction boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
+
+from asyncpg import Record
+from komponent_contracts.events import Buyer, CourseSnapshot, Participant
+from komponent_runtime.database import Connection
+
+from ..domain.documents import DocumentKind
+from .artefacts import Artefacts
+
+# -- projections ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRow:
+    course_id: UUID
+    snapshot: CourseSnapshot | None
+    cancelled: bool
+    invoice_run_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRow:
+    registration_id: UUID
+    course_id: UUID
+    status: str
+    binding: bool
+    participant: Participant
+    buyer: Buyer
+
+
+async def lock_course(conn: Connection, course_id: UUID) -> CourseRow:
+    """The course row, locked for this transaction; created empty when the course is not known yet.
+
+    Every use case that may issue or credit for a course takes this lock first, so the invoice run, late
+    confirmations and cancellations of one course never interleave (and never double-bill)."""
+    await conn.execute("INSERT INTO billing_course (course_id) VALUES ($1) ON CONFLICT DO NOTHING", course_id)
+    row = await conn.fetchrow(
+        "SELECT course_id, snapshot, cancelled, invoice_run_at FROM billing_course"
+        " WHERE course_id = $1 FOR UPDATE",
+        course_id,
+    )
+    assert row is not None
+    snapshot = CourseSnapshot.model_validate_json(row["snapshot"]) if row["snapshot"] else None
+    return CourseRow(row["course_id"], snapshot, row["cancelled"], row["invoice_run_at"])
+
+
+async def save_course_snapshot(conn: Connection, snapshot: CourseSnapshot) -> None:
+    await conn.execute(
+        "UPDATE billing_course SET snapshot = $2::jsonb, updated_at = now(),"
+        " cancelled = cancelled OR $3 WHERE course_id = $1",
+        snapshot.course_id,
+        snapshot.model_dump_json(),
+        snapshot.status == "cancelled",
+    )
+
+
+async def mark_course_cancelled(conn: Connection, course_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE billing_course SET cancelled = true, updated_at = now() WHERE course_id = $1", course_id
+    )
+
+
+async def mark_invoice_run(conn: Connection, course_id: UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE billing_course SET invoice_run_at = coalesce(invoice_run_at, $2), updated_at = now()"
+        " WHERE course_id = $1",
+        course_id,
+        at,
+    )
+
+
+async def upsert_registration(
+    conn: Connection,
+    *,
+    registration_id: UUID,
+    course_id: UUID,
+    binding: bool,
+    participant: Participant,
+    buyer: Buyer,
+) -> None:
+    await conn.execute(
+        "INSERT INTO billing_registration (registration_id, course_id, status, binding, participant, buyer)"
+        " VALUES ($1, $2, 'confirmed', $3, $4::jsonb, $5::jsonb)"
+        " ON CONFLICT (registration_id) DO UPDATE SET status = 'confirmed', binding = excluded.binding,"
+        " participant = excluded.participant, buyer = excluded.buyer, updated_at = now()",
+        registration_id,
+        course_id,
+        binding,
+        participant.model_dump_json(),
+        buyer.model_dump_json(),
+    )
+
+
+async def set_registration_binding(conn: Connection, registration_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE billing_registration SET binding = true, updated_at = now() WHERE registration_id = $1",
+        registration_id,
+    )
+
+
+async def cancel_registration(conn: Connection, registration_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE billing_registration SET status = 'cancelled', updated_at = now() WHERE registration_id = $1",
+        registration_id,
+    )
+
+
+async def substitute(conn: Connection, registration_id: UUID, participant: Participant, buyer: Buyer) -> None:
+    await conn.execute(
+        "UPDATE billing_registration SET participant = $2::jsonb, buyer = $3::jsonb, updated_at = now()"
+        " WHERE registration_id = $1",
+        registration_id,
+        participant.model_dump_json(),
+        buyer.model_dump_json(),
+    )
+
+
+async def confirmed_registrations(conn: Connection, course_id: UUID) -> list[RegistrationRow]:
+    rows = await conn.fetch(
+        "SELECT registration_id, course_id, status, binding, participant, buyer FROM billing_registration"
+        " WHERE course_id = $1 AND status = 'confirmed' ORDER BY registration_id",
+        course_id,
+    )
+    return [
+        RegistrationRow(
+            r["registration_id"],
+            r["course_id"],
+            r["status"],
+            r["binding"],
+            Participant.model_validate_json(r["participant"]),
+            Buyer.model_validate_json(r["buyer"]),
+        )
+        for r in rows
+    ]
+
+
+# -- numbering --------------------------------------------------------------------------------------------
+
+
+async def lock_number_counter(conn: Connection, series_key: str) -> int | None:
+    """The series' last issued sequence (None: unused), with its row locked until commit/rollback."""
+    await conn.execute(
+        "INSERT INTO document_number_counter (series_key, last_issued) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+        series_key,
+    )
+    last: int = await conn.fetchval(
+        "SELECT last_issued FROM document_number_counter WHERE series_key = $1 FOR UPDATE", series_key
+    )
+    return last or None
+
+
+async def advance_number_counter(conn: Connection, series_key: str, sequence: int) -> None:
+    await conn.execute(
+        "UPDATE document_number_counter SET last_issued = $2 WHERE series_key = $1", series_key, sequence
+    )
+
+
+# -- documents --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    document_id: UUID
+    kind: DocumentKind
+    number: str
+    registration_id: UUID
+    credited: bool  # an invoice for which a credit note exists
+    snapshot: bytes
+
+
+_DOCUMENT_COLUMNS = (
+    "d.document_id, d.kind, d.number, d.registration_id, d.snapshot,"
+    " EXISTS (SELECT 1 FROM billing_document c WHERE c.credits_document_id = d.document_id) AS credited"
+)
+
+
+def _stored(r: Record) -> StoredDocument:
+    return StoredDocument(
+        r["document_id"],
+        DocumentKind(r["kind"]),
+        r["number"],
+        r["registration_id"],
+        r["credited"],
+        bytes(r["snapshot"]),
+    )
+
+
+async def invoices_of_registration(conn: Connection, registration_id: UUID) -> list[StoredDocument]:
+    rows = await conn.fetch(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM billing_document d"
+        " WHERE d.registration_id = $1 AND d.kind = 'invoice' ORDER BY d.issued_at, d.number",
+        registration_id,
+    )
+    return [_stored(r) for r in rows]
+
+
+async def invoices_of_course(conn: Connection, course_id: UUID) -> list[StoredDocument]:
+    rows = await conn.fetch(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM billing_document d"
+        " WHERE d.course_id = $1 AND d.kind = 'invoice' ORDER BY d.issued_at, d.number",
+        course_id,
+    )
+    return [_stored(r) for r in rows]
+
+
+async def invoice_by_number(conn: Connection, number: str) -> StoredDocument | None:
+    row = await conn.fetchrow(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM billing_document d WHERE d.number = $1 AND d.kind = 'invoice'",
+        number,
+    )
+    return _stored(row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    document_id: UUID
+    kind: DocumentKind
+    number: str
+    series_key: str
+    sequence: int
+    course_id: UUID
+    registration_id: UUID
+    issue_date: date
+    due_date: date | None
+    issued_at: datetime
+    buyer_ean: str
+    total_excl_vat_ore: int
+    vat_ore: int
+    total_incl_vat_ore: int
+    credits_document_id: UUID | None
+    replaces_document_id: UUID | None
+    reason: str | None
+    artefacts: Artefacts
+
+
+async def insert_document(conn: Connection, doc: NewDocument, *, delivery_format: str) -> None:
+    """Store the issued document (write-once) and queue its hand-off to the access point."""
+    a = doc.artefacts
+    await conn.execute(
+        "INSERT INTO billing_document (document_id, kind, number, series_key, sequence, course_id,"
+        " registration_id, issue_date, due_date, issued_at, buyer_ean, total_excl_vat_ore, vat_ore,"
+        " total_incl_vat_ore, credits_document_id, replaces_document_id, reason, peppol_xml, oioubl_xml,"
+        " pdf, snapshot, snapshot_sha256)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)",
+        doc.document_id,
+        doc.kind.value,
+        doc.number,
+        doc.series_key,
+        doc.sequence,
+        doc.course_id,
+        doc.registration_id,
+        doc.issue_date,
+        doc.due_date,
+        doc.issued_at,
+        doc.buyer_ean,
+        doc.total_excl_vat_ore,
+        doc.vat_ore,
+        doc.total_incl_vat_ore,
+        doc.credits_document_id,
+        doc.replaces_document_id,
+        doc.reason,
+        a.peppol_xml,
+        a.oioubl_xml,
+        a.pdf,
+        a.snapshot,
+        a.snapshot_sha256,
+    )
+    await conn.execute(
+        "INSERT INTO document_delivery (document_id, format) VALUES ($1, $2)",
+        doc.document_id,
+        delivery_format,
+    )

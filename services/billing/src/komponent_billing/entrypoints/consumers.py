@@ -1,0 +1,28 @@
+"""Kafka entrypoints: thin adapters from a delivered event to a use case (the runtime owns the
+transaction, the inbox and retries; these run inside it)."""
+
+from __future__ import annotations
+
+from komponent_contracts.events import InvoiceDue
+from komponent_runtime.consuming import Delivery, PermanentError
+from komponent_runtime.database import Connection
+
+from ..service_layer import lifecycle
+from ..service_layer.issuing import BillingContext
+
+
+class BillingConsumers:
+    def __init__(self, ctx: BillingContext) -> None:
+        self.ctx = ctx
+
+    async def course_event(self, conn: Connection, delivery: Delivery) -> None:
+        await lifecycle.on_course_event(conn, self.ctx, delivery.event.data)
+
+    async def invoice_due(self, conn: Connection, delivery: Delivery) -> None:
+        event = delivery.event.data
+        if not isinstance(event, InvoiceDue):
+            raise PermanentError(f"unexpected event type {delivery.event.type}")
+        await lifecycle.on_invoice_due(conn, self.ctx, event)
+
+    async def registration_event(self, conn: Connection, delivery: Delivery) -> None:
+        await lifecycle.on_registration_event(conn, self.ctx, delivery.event.data)

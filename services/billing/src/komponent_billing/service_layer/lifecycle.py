@@ -1,0 +1,172 @@
+"""Use cases for the events billing reacts to: the course projection, the invoice run and registration
+outcomes. Each runs inside the consumer's transaction (inbox + projection + documents + outbox commit
+together) and starts by locking the course row, so one course's billing steps never interleave."""
+
+from __future__ import annotations
+
+import dataclasses
+from uuid import UUID
+
+from komponent_contracts.events import (
+    CourseCancelled,
+    CoursePublished,
+    CourseUpdated,
+    Event,
+    InvoiceDue,
+    ParticipantSubstituted,
+    RegistrationBecameBinding,
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationPromoted,
+)
+from komponent_runtime.database import Connection
+
+from ..adapters import repository as repo
+from ..adapters.document_snapshot import load_snapshot
+from ..domain.documents import Invoice, cancellation_fee_line
+from ..domain.lifecycle import (
+    BillingAction,
+    CreditReason,
+    IssueCreditNote,
+    IssuedInvoice,
+    IssueInvoice,
+    due_for_invoice,
+    on_course_cancelled,
+    on_participant_substituted,
+    on_registration_cancelled,
+)
+from .issuing import BillingContext, issue_credit_note, issue_invoice
+from .mapping import buyer_snapshot, course_line, course_note, course_period
+
+
+def _issued(invoices: list[repo.StoredDocument]) -> tuple[IssuedInvoice, ...]:
+    return tuple(
+        IssuedInvoice(inv.number, load_snapshot(inv.snapshot).buyer, credited=inv.credited)
+        for inv in invoices
+    )
+
+
+async def invoice_missing(conn: Connection, ctx: BillingContext, course: repo.CourseRow) -> int:
+    """Invoice every confirmed registration of the course that has no invoice yet (issue #5 rules).
+
+    Called after the course row is locked, by every input that can make an invoice due: InvoiceDue, a
+    confirmation or promotion after it, and the course snapshot arriving late. Returns how many."""
+    if course.snapshot is None or course.invoice_run_at is None or course.cancelled:
+        return 0  # not due yet, or nothing to describe the course with yet: the snapshot's arrival retries
+    issued = 0
+    for registration in await repo.confirmed_registrations(conn, course.course_id):
+        invoices = _issued(await repo.invoices_of_registration(conn, registration.registration_id))
+        if not due_for_invoice(
+            confirmed=True,
+            invoice_run_reached=True,
+            course_cancelled=course.cancelled,
+            price_oere=course.snapshot.price_excl_vat_ore,
+            invoices=invoices,
+        ):
+            continue
+        await issue_invoice(
+            conn,
+            ctx,
+            course_id=course.course_id,
+            registration_id=registration.registration_id,
+            buyer=buyer_snapshot(registration.buyer),
+            lines=(course_line(course.snapshot, registration.participant.name),),
+            delivery=course_period(course.snapshot),
+            note=course_note(course.snapshot),
+        )
+        issued += 1
+    return issued
+
+
+async def on_invoice_due(conn: Connection, ctx: BillingContext, event: InvoiceDue) -> int:
+    course = await repo.lock_course(conn, event.course_id)
+    if course.invoice_run_at is None:
+        await repo.mark_invoice_run(conn, event.course_id, ctx.clock.now())
+        course = await repo.lock_course(conn, event.course_id)
+    return await invoice_missing(conn, ctx, course)
+
+
+async def on_course_event(conn: Connection, ctx: BillingContext, event: Event) -> None:
+    if isinstance(event, CoursePublished | CourseUpdated):
+        await repo.lock_course(conn, event.course_id)
+        await repo.save_course_snapshot(conn, event.course)
+        await invoice_missing(conn, ctx, await repo.lock_course(conn, event.course_id))
+    elif isinstance(event, CourseCancelled):
+        await repo.lock_course(conn, event.course_id)
+        await repo.mark_course_cancelled(conn, event.course_id)
+        invoices = await repo.invoices_of_course(conn, event.course_id)
+        await _carry_out(conn, ctx, invoices, on_course_cancelled(_issued(invoices)))
+
+
+async def on_registration_event(conn: Connection, ctx: BillingContext, event: Event) -> None:
+    if isinstance(event, RegistrationConfirmed | RegistrationPromoted):
+        await repo.lock_course(conn, event.course_id)
+        await repo.upsert_registration(
+            conn,
+            registration_id=event.registration_id,
+            course_id=event.course_id,
+            binding=event.binding,
+            participant=event.participant,
+            buyer=event.buyer,
+        )
+        # Confirmed after the invoice run (late registration, promotion): invoiced at once.
+        await invoice_missing(conn, ctx, await repo.lock_course(conn, event.course_id))
+    elif isinstance(event, RegistrationBecameBinding):
+        await repo.set_registration_binding(conn, event.registration_id)
+    elif isinstance(event, RegistrationCancelled):
+        await repo.lock_course(conn, event.course_id)
+        await repo.cancel_registration(conn, event.registration_id)
+        invoices = await repo.invoices_of_registration(conn, event.registration_id)
+        if event.by_course_cancellation:
+            actions = on_course_cancelled(_issued(invoices))
+        else:
+            actions = on_registration_cancelled(
+                _issued(invoices), was_binding=event.binding, policy=ctx.cancellation
+            )
+        await _carry_out(conn, ctx, invoices, actions)
+    elif isinstance(event, ParticipantSubstituted):
+        await repo.lock_course(conn, event.course_id)
+        await repo.substitute(conn, event.registration_id, event.new_participant, event.new_buyer)
+        invoices = await repo.invoices_of_registration(conn, event.registration_id)
+        actions = on_participant_substituted(_issued(invoices), buyer_snapshot(event.new_buyer))
+        await _carry_out(conn, ctx, invoices, actions, participant_name=event.new_participant.name)
+
+
+async def _carry_out(
+    conn: Connection,
+    ctx: BillingContext,
+    invoices: list[repo.StoredDocument],
+    actions: tuple[BillingAction, ...],
+    *,
+    participant_name: str | None = None,
+) -> None:
+    """Issue what the domain decided, in order (a credit note before the invoice replacing it)."""
+    by_number = {inv.number: inv for inv in invoices}
+    for action in actions:
+        if isinstance(action, IssueCreditNote):
+            await issue_credit_note(conn, ctx, by_number[action.invoice_number], action.reason)
+        elif isinstance(action, IssueInvoice):
+            assert action.replaces is not None, "new invoices outside the invoice run always replace one"
+            replaced = by_number[action.replaces]
+            original = load_snapshot(replaced.snapshot)
+            assert isinstance(original, Invoice)
+            lines = original.lines
+            if action.fee_percent < 100:
+                lines = tuple(cancellation_fee_line(line, action.fee_percent) for line in lines)
+            if participant_name is not None:
+                # The new invoice bills the same seat at the same price, for the colleague who takes it.
+                lines = tuple(dataclasses.replace(line, participant_name=participant_name) for line in lines)
+            await issue_invoice(
+                conn,
+                ctx,
+                course_id=UUID(original.course_id),
+                registration_id=replaced.registration_id,
+                buyer=action.buyer,
+                lines=lines,
+                delivery=original.delivery,
+                note=original.note,
+                replaces=replaced.document_id,
+            )
+
+
+__all__ = ["CreditReason", "on_course_event", "on_invoice_due", "on_registration_event"]
