@@ -38,6 +38,7 @@ from komponent_contracts.events import (
     RegistrationPromoted,
     RegistrationReceived,
     RegistrationRejected,
+    RegistrationRequestRefused,
     RegistrationWaitlisted,
     SubstitutionRequested,
     Venue,
@@ -161,6 +162,12 @@ def all_examples() -> list[Event]:
             occurred_at=NOW,
             reason="course_cancelled",
             detail="the course was cancelled",
+        ),
+        RegistrationRequestRefused(
+            **outcome,
+            request="registration",
+            reason="already_registered",
+            existing_registration_id=UUID("7f0e1d2c-3b4a-4958-8677-a5b4c3d2e1f0"),
         ),
         CoursePublished(course_id=COURSE_ID, course=course(), occurred_at=NOW),
         DeadlinePassed(

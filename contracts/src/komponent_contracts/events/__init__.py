@@ -26,6 +26,7 @@ from komponent_contracts.events.registration import (
     RegistrationPromoted,
     RegistrationReceived,
     RegistrationRejected,
+    RegistrationRequestRefused,
     RegistrationWaitlisted,
     SubstitutionRequested,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "RegistrationPromoted",
     "RegistrationReceived",
     "RegistrationRejected",
+    "RegistrationRequestRefused",
     "RegistrationWaitlisted",
     "SubstitutionRequested",
     "Venue",

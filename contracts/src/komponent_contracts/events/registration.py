@@ -129,3 +129,23 @@ class ParticipantSubstituted(_Outcome):
     previous_buyer: Buyer
     new_buyer: Buyer
     binding: bool
+
+
+@register
+class RegistrationRequestRefused(_Outcome):
+    """A request on the intake topic that changed nothing, with the reason: a second registration of a
+    participant who already holds one on the course, or a cancellation/substitution the rules refuse.
+
+    A new type rather than new `RegistrationRejected.reason` values, so existing consumers of that enum
+    are not broken. `existing_registration_id` names the registration that already exists (duplicates)."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.request-refused.v1"
+    request: Literal["registration", "cancellation", "substitution"]
+    reason: Literal[
+        "already_registered",
+        "unknown_registration",
+        "already_cancelled",
+        "not_confirmed",
+        "not_binding",
+    ]
+    existing_registration_id: UUID | None = None
