@@ -52,8 +52,8 @@ DEFAULT_START = cph(2026, 5, 6, 9)  # a Wednesday
 def make_course() -> MakeCourse:
     """A course built without validation, so tests can also build invalid ones.
 
-    Defaults: one session Wednesday 6 May 2026 09:00-16:00, deadline 23:59 on the evening before
-    the invoice run (start - 29 days), capacity 30, invoice lead 28, reminder lead 7, published.
+    Defaults: one session Wednesday 6 May 2026 09:00-16:00, deadline 23:59 twenty-nine days before
+    start (the evening before the invoice run), capacity 30, invoice lead 28, reminder lead 7, published.
     """
 
     def make(
