@@ -1,0 +1,310 @@
+"""The billing service as a real process on real Kafka and PostgreSQL (issue #5).
+
+Events are published the way the catalogue and registration publish them; the assertions read what billing
+stored, served over HTTP and published to Kafka.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from komponent_billing.adapters.einvoice_validation import EInvoiceFormat, EInvoiceValidator
+from komponent_contracts import CloudEvent, parse
+from komponent_contracts.events import Event
+from komponent_contracts.examples import buyer
+from komponent_contracts.topics import BILLING, dead_letter_topic
+from komponent_runtime.testing import (
+    ADMIN_HEADERS,
+    ServiceProcess,
+    isolated_topics,
+    produce,
+    read_topic,
+    wait_until,
+)
+from pypdf import PdfReader
+
+pytestmark = pytest.mark.infra
+
+SEED_EAN = "5798000012349"  # the contracts example buyer: Roskilde Kommune
+
+
+@dataclass
+class Billing:
+    proc: ServiceProcess
+    prefix: str
+    pool: asyncpg.Pool
+    access_point: Path
+
+    def topic(self, base: str) -> str:
+        return self.prefix + base
+
+    async def publish(self, *events: CloudEvent[Event]) -> None:
+        for ce in events:
+            await produce(self.topic(ce.topic), [ce])
+
+    async def applied(self, *events: CloudEvent[Event]) -> bool:
+        seen = await self.pool.fetchval(
+            "SELECT count(*) FROM inbox WHERE event_id = ANY($1::uuid[])", [e.id for e in events]
+        )
+        return bool(seen == len(events))
+
+    async def wait_applied(self, *events: CloudEvent[Event]) -> None:
+        await wait_until(lambda: self.applied(*events), what="billing applied the events")
+
+    async def documents(self, course_id: uuid.UUID) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.proc.url, headers=ADMIN_HEADERS) as client:
+            response = await client.get(f"/courses/{course_id}/documents")
+        assert response.status_code == 200, response.text
+        return list(response.json())
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.proc.url) as client:
+            return await client.get(path, **kw)
+
+    async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.proc.url, headers=ADMIN_HEADERS) as client:
+            return await client.post(path, json=body)
+
+    async def billing_events(self, expect: int) -> list[CloudEvent[Event]]:
+        records = await read_topic(self.topic(BILLING), expect=expect)
+        return [parse(r.headers, r.value) for r in records]
+
+
+@pytest.fixture
+async def billing(database: str, pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Billing]:
+    prefix = await isolated_topics()
+    access_point = tmp_path / "access-point"
+    proc = ServiceProcess(
+        "billing",
+        database=database,
+        topic_prefix=prefix,
+        env={
+            "BILLING_ACCESS_POINT_DIR": str(access_point),
+            "BILLING_DELIVERY_POLL_SECONDS": "0.2",
+            "OTEL_SDK_DISABLED": "true",
+        },
+    )
+    try:
+        await proc.wait_ready()
+        yield Billing(proc, prefix, pool, access_point)
+    finally:
+        proc.stop()
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def _of_type(events: list[CloudEvent[Event]], name: str) -> list[CloudEvent[Event]]:
+    return [e for e in events if type(e.data).__name__ == name]
+
+
+async def test_invoice_run_for_the_seed_course_issues_one_valid_invoice_per_confirmed_registration(
+    billing: Billing, seed: Any, validator: EInvoiceValidator
+) -> None:
+    confirmed = [uuid.uuid4() for _ in range(3)]
+    cancelled_early = uuid.uuid4()
+    before_run = [
+        seed.published(),
+        *(seed.confirmed(r) for r in confirmed),
+        seed.confirmed(cancelled_early, binding=False),
+        seed.cancelled(cancelled_early, binding=False),  # free cancellation before the run: no document
+    ]
+    await billing.publish(*before_run)
+    # Topics are not ordered with each other: let the registrations land before the timer fires.
+    await billing.wait_applied(*before_run)
+    run = seed.invoice_due()
+    await billing.publish(run)
+
+    async def three_invoices() -> bool:
+        return len(await billing.documents(seed.course_id)) >= 3
+
+    await wait_until(three_invoices, what="three invoices")
+    await billing.wait_applied(run)
+    documents = await billing.documents(seed.course_id)
+    assert sorted(d["registration_id"] for d in documents) == sorted(str(r) for r in confirmed)
+    assert {d["kind"] for d in documents} == {"invoice"}
+
+    issued = _of_type(await billing.billing_events(expect=3), "InvoiceIssued")
+    assert len(issued) == 3
+    assert {e.data.document_number for e in issued} == {d["number"] for d in documents}  # type: ignore[attr-defined]
+
+    for event in issued:
+        data: Any = event.data
+        assert (data.total_excl_vat_ore, data.vat_ore, data.total_incl_vat_ore) == (550_000, 137_500, 687_500)
+        assert data.buyer_ean == SEED_EAN and data.course_id == seed.course_id
+        assert data.pdf_url == f"/documents/{data.document_id}/pdf"
+
+        assert (await billing.get(data.pdf_url)).status_code == 401  # the PDF needs a key with the scope
+        pdf = await billing.get(data.pdf_url, headers=ADMIN_HEADERS)
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        text = _pdf_text(pdf.content)
+        for needed in (
+            "FAKTURA",
+            f"Fakturanr.: {data.document_number}",
+            "5.500,00 + 1.375,00 = 6.875,00 kr.",
+            "Moms 25 % af 5.500,00 = 1.375,00",
+            f"EAN-nr.: {SEED_EAN}",
+            "Ordrenr./Rekv.nr.: PO-2023-0042",
+            "Reference: Mette Hansen",
+            "Kontostreng: 1234-5678",
+            "Roskilde Kommune",
+            "CVR-nr. 25525701",
+            "Leveringsdato/Kursusdato: 3.-4. maj 2023",
+            "Forfaldsdato:",
+            "Søren Ærø Østergård",
+        ):
+            assert needed in text, needed
+
+        for fmt, query in ((EInvoiceFormat.PEPPOL_BIS3, "peppol"), (EInvoiceFormat.OIOUBL21, "oioubl")):
+            xml = await billing.get(
+                f"/documents/{data.document_id}/xml?format={query}", headers=ADMIN_HEADERS
+            )
+            assert xml.status_code == 200
+            report = validator.validate(xml.content, fmt)
+            assert report.fatal == (), report.fatal
+        assert "2026.5" in validator.rules.peppol_release or "2026" in validator.rules.peppol_release
+
+    # Delivered to the (folder) access point after commit, by the delivery loop.
+    async def delivered() -> bool:
+        return all(d["delivery_status"] == "delivered" for d in await billing.documents(seed.course_id))
+
+    await wait_until(delivered, what="invoices delivered to the access point")
+    files = sorted(p.name for p in (billing.access_point / SEED_EAN).iterdir())
+    assert files == sorted(f"{d['number']}.peppol-bis-3.xml" for d in documents)
+
+
+async def test_invoice_due_twice_or_rerun_issues_nothing_new_and_late_registrations_are_invoiced_at_once(
+    billing: Billing, seed: Any
+) -> None:
+    first = uuid.uuid4()
+    run = seed.invoice_due()
+    # Whatever order the three topics deliver in, the one registration ends up invoiced once.
+    opening = [seed.published(), seed.confirmed(first), run]
+    await billing.publish(*opening)
+    await billing.wait_applied(*opening)
+    assert len(await billing.documents(seed.course_id)) == 1
+
+    rerun = seed.invoice_due()  # the timer fired again (a new event id)
+    await billing.publish(run, rerun)  # `run` again: Kafka delivered it twice
+    await billing.wait_applied(rerun)
+    assert len(await billing.documents(seed.course_id)) == 1
+    assert await billing.pool.fetchval("SELECT count(*) FROM outbox") == 1
+
+    late, promoted = uuid.uuid4(), uuid.uuid4()
+    late_event = seed.confirmed(late)
+    promoted_event = seed.confirmed(promoted, promoted=True)
+    await billing.publish(late_event, promoted_event)
+    await billing.wait_applied(late_event, promoted_event)
+    documents = await billing.documents(seed.course_id)
+    assert sorted(d["registration_id"] for d in documents) == sorted(str(r) for r in (first, late, promoted))
+    assert sorted(d["number"] for d in documents) == [
+        f"{documents[0]['number'][:4]}-00000{i}" for i in (1, 2, 3)
+    ]
+    issued = _of_type(await billing.billing_events(expect=3), "InvoiceIssued")
+    assert len(issued) == 3
+
+
+async def test_cancellations_substitutions_and_course_cancellation_on_real_events(
+    billing: Billing, seed: Any, validator: EInvoiceValidator
+) -> None:
+    free, binding, other_ean, same_buyer = (uuid.uuid4() for _ in range(4))
+    run = seed.invoice_due()
+    before_run = [
+        seed.published(),
+        seed.confirmed(free, binding=False),
+        seed.confirmed(binding, binding=False),
+        seed.confirmed(other_ean),
+        seed.confirmed(same_buyer),
+        seed.became_binding(binding),
+    ]
+    await billing.publish(*before_run)
+    await billing.wait_applied(*before_run)
+    await billing.publish(run)
+    await billing.wait_applied(run)
+    invoices = {d["registration_id"]: d for d in await billing.documents(seed.course_id)}
+    assert len(invoices) == 4
+
+    new_buyer = buyer().model_copy(update={"ean": "5798000123458", "municipality_name": "Eksempel Kommune"})
+    steps = [
+        seed.cancelled(free, binding=False),  # free cancellation after invoicing → full credit note
+        seed.cancelled(binding, binding=True),  # binding cancellation → the invoice stands
+        seed.substituted(other_ean, new_buyer, "Åse Ødegård"),  # other EAN → credit note + new invoice
+        seed.substituted(same_buyer, buyer(), "Åse Ødegård"),  # same buyer data → nothing
+    ]
+    await billing.publish(*steps)
+    await billing.wait_applied(*steps)
+    documents = await billing.documents(seed.course_id)
+    credit_notes = [d for d in documents if d["kind"] == "credit_note"]
+    assert len(documents) == 7 and len(credit_notes) == 2
+    by_number = {d["number"]: d for d in documents}
+    assert {c["credits_number"] for c in credit_notes} == {
+        invoices[str(free)]["number"],
+        invoices[str(other_ean)]["number"],
+    }
+    replacement = next(d for d in documents if d["replaces_number"])
+    assert replacement["replaces_number"] == invoices[str(other_ean)]["number"]
+    assert replacement["registration_id"] == str(other_ean)
+    assert by_number[replacement["replaces_number"]]["kind"] == "invoice"
+    xml = await billing.get(f"/documents/{replacement['document_id']}/xml", headers=ADMIN_HEADERS)
+    assert (
+        b"5798000123458" in xml.content
+        and validator.validate(xml.content, EInvoiceFormat.PEPPOL_BIS3).fatal == ()
+    )
+    assert b"\xc3\x85se \xc3\x98deg\xc3\xa5rd" in xml.content  # the colleague is on the new invoice
+
+    # Komponent cancels the course: every invoice not yet credited gets its credit note (binding, the
+    # unchanged substitution and the replacement), once, though both event kinds arrive.
+    cancelled = [seed.course_cancelled(), seed.cancelled(binding, binding=True, by_course=True)]
+    await billing.publish(*cancelled)
+    await billing.wait_applied(*cancelled)
+    documents = await billing.documents(seed.course_id)
+    credit_notes = [d for d in documents if d["kind"] == "credit_note"]
+    assert len(documents) == 10 and len(credit_notes) == 5
+    credited = {c["credits_number"] for c in credit_notes}
+    assert credited == {d["number"] for d in documents if d["kind"] == "invoice"}
+    for note in credit_notes:
+        assert note["total_incl_vat_ore"] == 687_500  # positive amounts (DK-R-016)
+        cn_xml = await billing.get(f"/documents/{note['document_id']}/xml", headers=ADMIN_HEADERS)
+        assert validator.validate(cn_xml.content, EInvoiceFormat.PEPPOL_BIS3).fatal == ()
+        assert f"<cbc:ID>{note['credits_number']}</cbc:ID>".encode() in cn_xml.content
+
+    events = await billing.billing_events(expect=10)
+    assert len(_of_type(events, "InvoiceIssued")) == 5
+    assert len(_of_type(events, "CreditNoteIssued")) == 5
+    assert await read_topic(billing.topic(dead_letter_topic("komponent.registration.v1")), expect=0) == []
+
+
+async def test_payments_over_http(billing: Billing, seed: Any) -> None:
+    opening = [seed.published(), seed.confirmed(uuid.uuid4()), seed.invoice_due()]
+    await billing.publish(*opening)
+    await billing.wait_applied(*opening)
+    (invoice,) = await billing.documents(seed.course_id)
+    path = f"/invoices/{invoice['number']}/payments"
+
+    for bad in (0, -5, 687_501):
+        response = await billing.post(path, {"amount_ore": bad, "paid_on": "2026-12-01"})
+        assert response.status_code == 422, (bad, response.text)
+    assert (
+        await billing.post("/invoices/1999-000001/payments", {"amount_ore": 1, "paid_on": "2026-12-01"})
+    ).status_code == 404
+    payment_id = str(uuid.uuid4())
+    body = {"amount_ore": 500_000, "paid_on": "2026-12-01", "payment_id": payment_id}
+    first = await billing.post(path, body)
+    assert first.status_code == 201 and first.json()["outstanding_ore"] == 187_500
+    again = await billing.post(path, body)  # a retried request: same payment, no second event
+    assert again.status_code == 200 and again.json()["outstanding_ore"] == 187_500
+    rest = await billing.post(path, {"amount_ore": 187_500, "paid_on": "2026-12-02"})
+    assert rest.status_code == 201 and rest.json()["outstanding_ore"] == 0
+
+    events = await billing.billing_events(expect=3)
+    payments = _of_type(events, "PaymentRegistered")
+    assert [p.data.amount_ore for p in payments] == [500_000, 187_500]  # type: ignore[attr-defined]
