@@ -1,0 +1,263 @@
+"""asyncpg access to notifications' tables: projections and the send ledger. Every function runs on the
+caller's connection, inside the caller's transaction (the consumer's inbox transaction, or the sender's)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from komponent_contracts import events as ev
+from komponent_runtime.database import Connection
+
+from ..service_layer.planning import PlannedEmail, RegistrationView
+
+# -- courses ----------------------------------------------------------------------------------------------
+
+
+async def save_course(conn: Connection, course: ev.CourseSnapshot) -> None:
+    await conn.execute(
+        "INSERT INTO course_projection (course_id, snapshot, revision) VALUES ($1, $2::jsonb, 0)"
+        " ON CONFLICT (course_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
+        " revision = course_projection.revision + 1, updated_at = now()",
+        course.course_id,
+        course.model_dump_json(),
+    )
+
+
+async def cancel_course(conn: Connection, course_id: UUID, reason: str) -> None:
+    # The cancellation may overtake the course's publication (other topic): nothing to mark then, and
+    # the course-cancelled emails take their reason from here when it is known.
+    await conn.execute(
+        "UPDATE course_projection SET cancelled = true, cancel_reason = $2, revision = revision + 1,"
+        " updated_at = now() WHERE course_id = $1",
+        course_id,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class KnownCourse:
+    snapshot: ev.CourseSnapshot
+    revision: int
+    cancel_reason: str
+
+
+async def known_courses(conn: Connection, course_ids: Sequence[UUID]) -> dict[UUID, KnownCourse]:
+    rows = await conn.fetch(
+        "SELECT course_id, snapshot, revision, cancel_reason FROM course_projection"
+        " WHERE course_id = ANY($1::uuid[])",
+        list(set(course_ids)),
+    )
+    return {
+        r["course_id"]: KnownCourse(
+            ev.CourseSnapshot.model_validate_json(r["snapshot"]), r["revision"], r["cancel_reason"]
+        )
+        for r in rows
+    }
+
+
+# -- registrations ----------------------------------------------------------------------------------------
+
+
+def _view(row: Any) -> RegistrationView:
+    return RegistrationView(
+        registration_id=row["registration_id"],
+        course_id=row["course_id"],
+        participant=ev.Participant.model_validate_json(row["participant"]),
+        buyer=ev.Buyer.model_validate_json(row["buyer"]) if row["buyer"] else None,
+        binding=row["binding"],
+    )
+
+
+async def registration(conn: Connection, registration_id: UUID) -> RegistrationView | None:
+    row = await conn.fetchrow(
+        "SELECT registration_id, course_id, participant, buyer, binding FROM registration_projection"
+        " WHERE registration_id = $1",
+        registration_id,
+    )
+    return _view(row) if row else None
+
+
+async def confirmed_registrations(conn: Connection, course_id: UUID) -> list[RegistrationView]:
+    rows = await conn.fetch(
+        "SELECT registration_id, course_id, participant, buyer, binding FROM registration_projection"
+        " WHERE course_id = $1 AND status = 'confirmed' ORDER BY updated_at, registration_id",
+        course_id,
+    )
+    return [_view(r) for r in rows]
+
+
+async def save_registration(
+    conn: Connection,
+    registration_id: UUID,
+    course_id: UUID,
+    status: str,
+    participant: ev.Participant | None,
+    buyer: ev.Buyer | None,
+    binding: bool | None,
+) -> None:
+    """Upsert; a None argument keeps what the projection already knows."""
+    await conn.execute(
+        "INSERT INTO registration_projection (registration_id, course_id, status, participant, buyer, binding)"
+        " VALUES ($1, $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5::jsonb, coalesce($6, false))"
+        " ON CONFLICT (registration_id) DO UPDATE SET status = EXCLUDED.status,"
+        " participant = coalesce($4::jsonb, registration_projection.participant),"
+        " buyer = coalesce($5::jsonb, registration_projection.buyer),"
+        " binding = coalesce($6, registration_projection.binding), updated_at = now()",
+        registration_id,
+        course_id,
+        status,
+        participant.model_dump_json() if participant else None,
+        buyer.model_dump_json() if buyer else None,
+        binding,
+    )
+
+
+async def mark_binding(conn: Connection, registration_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE registration_projection SET binding = true, updated_at = now() WHERE registration_id = $1",
+        registration_id,
+    )
+
+
+async def participant_names(conn: Connection, registration_ids: Sequence[UUID]) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT participant->>'name' AS name FROM registration_projection"
+        " WHERE registration_id = ANY($1::uuid[]) AND participant ? 'name' ORDER BY name",
+        list(registration_ids),
+    )
+    return [r["name"] for r in rows]
+
+
+# -- billing documents ------------------------------------------------------------------------------------
+
+
+async def save_invoice(conn: Connection, invoice: ev.InvoiceIssued) -> None:
+    await conn.execute(
+        "INSERT INTO billing_document_projection (document_id, document_number, course_id, document)"
+        " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (document_id) DO NOTHING",
+        invoice.document_id,
+        invoice.document_number,
+        invoice.course_id,
+        invoice.model_dump_json(),
+    )
+
+
+async def invoice(conn: Connection, document_id: UUID) -> ev.InvoiceIssued | None:
+    raw = await conn.fetchval(
+        "SELECT document FROM billing_document_projection WHERE document_id = $1", document_id
+    )
+    return ev.InvoiceIssued.model_validate_json(raw) if raw else None
+
+
+# -- send ledger ------------------------------------------------------------------------------------------
+
+
+async def add_to_ledger(
+    conn: Connection, planned: Sequence[PlannedEmail], message_id_domain: str, resend_of: int | None = None
+) -> list[int]:
+    """Insert pending rows; a row already planned for the same key is left alone. Returns new row ids."""
+    ids: list[int] = []
+    for p in planned:
+        row_id = await conn.fetchval(
+            "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
+            " registration_id, document_number, render_data, message_id, resend_of)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)"
+            " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id",
+            p.key.message_uuid,
+            p.event_id,
+            p.key.recipient,
+            p.kind.value,
+            p.caused_by or p.event_id,
+            p.course_id,
+            p.registration_id,
+            p.document_number,
+            json.dumps(p.render_data),
+            p.key.message_id(message_id_domain),
+            resend_of,
+        )
+        if row_id is not None:
+            ids.append(row_id)
+    return ids
+
+
+LEDGER_COLUMNS = (
+    "id, email_id, event_id, recipient, kind, caused_by, course_id, registration_id, document_number,"
+    " render_data, message_id, status, attempts, outcomes, next_attempt_at, last_code, last_reply,"
+    " resend_of, created_at, sent_at, failed_at"
+)
+
+
+async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[Any]:
+    """Claim up to `limit` due rows: only the oldest pending row of each recipient, so a recipient's
+    emails go out in ledger order even across retries, replicas and crashes. The claim counts an attempt
+    and leases the row; the lease expiring is what hands a crashed sender's rows to the next claim."""
+    return await conn.fetch(
+        f"""
+        WITH heads AS (
+            SELECT DISTINCT ON (recipient) id FROM send_ledger
+            WHERE status = 'pending' ORDER BY recipient, id
+        ), due AS (
+            SELECT l.id FROM send_ledger l JOIN heads h ON h.id = l.id
+            WHERE l.next_attempt_at <= now() AND (l.claimed_until IS NULL OR l.claimed_until < now())
+            ORDER BY l.id LIMIT $1 FOR UPDATE OF l SKIP LOCKED
+        )
+        UPDATE send_ledger s SET attempts = s.attempts + 1,
+            claimed_until = now() + make_interval(secs => $2)
+        FROM due WHERE s.id = due.id
+        RETURNING {", ".join("s." + c.strip() for c in LEDGER_COLUMNS.split(","))}
+        """,
+        limit,
+        lease_seconds,
+    )
+
+
+async def mark_sent(conn: Connection, results: Sequence[tuple[int, int | None, str]]) -> None:
+    await conn.executemany(
+        "UPDATE send_ledger SET status = 'sent', sent_at = now(), outcomes = outcomes + 1,"
+        " last_code = $2, last_reply = $3, claimed_until = NULL WHERE id = $1",
+        results,
+    )
+
+
+async def mark_failed(conn: Connection, results: Sequence[tuple[int, int | None, str]]) -> None:
+    await conn.executemany(
+        "UPDATE send_ledger SET status = 'failed', failed_at = now(), outcomes = outcomes + 1,"
+        " last_code = $2, last_reply = $3, claimed_until = NULL WHERE id = $1",
+        results,
+    )
+
+
+async def reschedule(conn: Connection, results: Sequence[tuple[int, int | None, str, float]]) -> None:
+    """(id, code, reply, seconds to wait): the database clock decides when, as it does for the claim."""
+    await conn.executemany(
+        "UPDATE send_ledger SET outcomes = outcomes + 1, last_code = $2, last_reply = $3,"
+        " next_attempt_at = now() + make_interval(secs => $4), claimed_until = NULL WHERE id = $1",
+        results,
+    )
+
+
+async def find_emails(
+    conn: Connection,
+    *,
+    course_id: UUID | None,
+    registration_id: UUID | None,
+    recipient: str | None,
+    limit: int,
+) -> list[Any]:
+    return await conn.fetch(
+        f"SELECT {LEDGER_COLUMNS} FROM send_ledger"
+        " WHERE ($1::uuid IS NULL OR course_id = $1) AND ($2::uuid IS NULL OR registration_id = $2)"
+        " AND ($3::text IS NULL OR recipient = $3) ORDER BY id DESC LIMIT $4",
+        course_id,
+        registration_id,
+        recipient,
+        limit,
+    )
+
+
+async def email(conn: Connection, email_id: UUID) -> Any:
+    return await conn.fetchrow(f"SELECT {LEDGER_COLUMNS} FROM send_ledger WHERE email_id = $1", email_id)

@@ -1,0 +1,66 @@
+"""Composition root: consumers, the sender loop and the email log API, built on the shared runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from komponent_contracts import events as ev
+from komponent_contracts import topics
+from komponent_runtime.service import Runtime, ServiceParts
+
+from .adapters.billing_documents import HttpBillingDocuments
+from .adapters.mime import MimeComposer
+from .adapters.rendering import EmailRenderer
+from .adapters.smtp_pool import SmtpPool
+from .entrypoints.http import email_log_router
+from .service_layer.handlers import Handlers
+from .service_layer.sender import EmailSender
+from .settings import NotificationSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def wire(rt: Runtime) -> ServiceParts:
+    settings = NotificationSettings()
+    handlers = Handlers(settings.policy(), settings.message_id_domain)
+
+    course_types = {ev.CoursePublished.ce_type, ev.CourseUpdated.ce_type, ev.CourseCancelled.ce_type}
+    rt.consumer("course-projection", topics.COURSE, course_types).handle_each(handlers.on_course_event)
+    registration_types = {
+        t.ce_type
+        for t in (
+            ev.RegistrationConfirmed,
+            ev.RegistrationWaitlisted,
+            ev.RegistrationPromoted,
+            ev.RegistrationBecameBinding,
+            ev.RegistrationCancelled,
+            ev.ParticipantSubstituted,
+        )
+    }
+    rt.consumer("registration-emails", topics.REGISTRATION, registration_types).handle_batches(
+        handlers.on_registration_outcomes, max_records=200
+    )
+    rt.consumer("course-reminders", topics.COURSE_CALENDAR, {ev.CourseReminderDue.ce_type}).handle_each(
+        handlers.on_course_reminder
+    )
+    billing_types = {ev.InvoiceIssued.ce_type, ev.CreditNoteIssued.ce_type, ev.PaymentReminderDue.ce_type}
+    rt.consumer("billing-emails", topics.BILLING, billing_types).handle_each(handlers.on_billing_event)
+
+    sender = EmailSender(
+        pool=rt.pool,
+        transport=SmtpPool(settings.smtp()),
+        composer=MimeComposer(settings.identity(), EmailRenderer()),
+        documents=HttpBillingDocuments(settings.billing_url),
+        clock=rt.clock,
+        fallback_contact=settings.fallback_contact(),
+        config=settings.sender(),
+    )
+
+    async def email_sender() -> None:
+        await sender.run()
+
+    http = rt.http_app(
+        "Notifications API", "Email log and resend for Komponent's participant and billing emails."
+    )
+    http.include_router(email_log_router(rt.pool, settings.message_id_domain))
+    return ServiceParts(http=http, background=[email_sender])

@@ -1,0 +1,261 @@
+"""The sender loop: drain the send ledger through the SMTP pool.
+
+One round: claim due rows (one per recipient, oldest first; the claim counts the attempt and leases the
+row in its own short transaction), build and compose each email, hand them to the pool concurrently, then
+record every verdict in ONE transaction that also enqueues EmailSent/EmailFailed. Nothing is held open while
+SMTP talks. A crash between SMTP acceptance and that transaction leaves the row claimed: the lease runs out,
+it is claimed and sent again (at most one duplicate per crash, visible as attempts > outcomes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import asyncpg
+from komponent_contracts import CloudEvent
+from komponent_contracts import events as ev
+from komponent_runtime import outbox
+from komponent_runtime.clock import Clock
+
+from ..adapters import contract_mapping as mapping
+from ..adapters import repository as repo
+from ..adapters.billing_documents import DocumentSource, DocumentUnavailable
+from ..adapters.mime import MimeComposer
+from ..adapters.smtp_pool import SendResult
+from ..domain.course import ContactPerson
+from ..domain.emails import EmailKind, PdfDocument
+from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy
+from .building import NEEDS_PDF, build_email, stored_event
+
+log = logging.getLogger(__name__)
+
+# The email contract names kinds from the platform's point of view; ours are named after the email.
+CONTRACT_KIND: dict[EmailKind, str] = {
+    EmailKind.REGISTRATION_CONFIRMED: "registration_confirmed",
+    EmailKind.WAITLISTED: "registration_waitlisted",
+    EmailKind.PROMOTED_FROM_WAITING_LIST: "registration_promoted",
+    EmailKind.BECAME_BINDING: "registration_binding",
+    EmailKind.CANCELLATION_RECEIPT: "registration_cancelled",
+    EmailKind.SUBSTITUTED_OUT: "participant_substituted",
+    EmailKind.SUBSTITUTED_IN: "participant_substituted",
+    EmailKind.COURSE_CANCELLED: "course_cancelled",
+    EmailKind.INVOICE: "invoice",
+    EmailKind.CREDIT_NOTE: "credit_note",
+    EmailKind.PAYMENT_REMINDER: "payment_reminder",
+    EmailKind.COURSE_REMINDER: "course_reminder",
+}
+
+# A transient failure is retried for about three days (like an MTA's queue lifetime), then reported.
+DURABLE_RETRY = RetryPolicy(
+    max_attempts=300, base_delay=timedelta(seconds=2), factor=2, max_delay=timedelta(minutes=15)
+)
+
+
+class MailTransport(Protocol):
+    async def send_once(self, message: EmailMessage) -> SendResult: ...
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    batch_size: int = 100
+    lease_seconds: float = 120.0  # longer than one round can take (SMTP timeout 30 s)
+    idle_poll_seconds: float = 0.2
+    retry: RetryPolicy = DURABLE_RETRY
+    # Bound on waiting for a course's snapshot that has not arrived (course events on another topic).
+    course_wait: timedelta = timedelta(hours=6)
+    source: str = "/notifications"
+    in_flight: int = 4  # messages between SMTP and their recorded verdict: set to the SMTP pool size
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    outcome: DeliveryOutcome
+    code: int | None
+    reply: str
+    counts_as_smtp: bool = True  # False: never reached SMTP (no course yet, no PDF yet)
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    failed: int = 0
+    rescheduled: int = 0
+
+
+@dataclass
+class EmailSender:
+    pool: asyncpg.Pool
+    transport: MailTransport
+    composer: MimeComposer
+    documents: DocumentSource
+    clock: Clock
+    fallback_contact: ContactPerson
+    config: SenderConfig = field(default_factory=SenderConfig)
+    jitter: Callable[[], float] = random.random
+    stats: SenderStats = field(default_factory=SenderStats)
+
+    async def run(self) -> None:
+        """Forever: drain what is due, then poll. Database trouble is waited out, never fatal."""
+        backoff = 0.1
+        while True:
+            try:
+                if await self.send_due() == 0:
+                    await asyncio.sleep(self.config.idle_poll_seconds)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def send_due(self) -> int:
+        """One round; returns how many rows were claimed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
+            courses = await repo.known_courses(conn, [r["course_id"] for r in rows]) if rows else {}
+        if not rows:
+            return 0
+        recorder = _Recorder(self._record)
+        # A lane is held from the SMTP transaction until its verdict is committed: at most `in_flight`
+        # messages are ever accepted by SMTP but not yet recorded, which bounds the duplicates one crash
+        # can cause (one per lane; lanes = pool size by default). Verdicts of all lanes share commits.
+        lanes = asyncio.Semaphore(self.config.in_flight)
+
+        async def one(row: Any) -> None:
+            async with lanes:
+                verdict = await self._deliver(row, courses.get(row["course_id"]))
+                await recorder.record(row, verdict)
+
+        await asyncio.gather(*(one(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: Any, course: repo.KnownCourse | None) -> _Verdict:
+        if course is None:
+            return _Verdict(DeliveryOutcome.TRANSIENT, None, "waiting for the course snapshot", False)
+        kind = EmailKind(row["kind"])
+        render_data = _json(row["render_data"])
+        try:
+            pdf = await self._pdf(kind, render_data)
+        except DocumentUnavailable as exc:
+            return _Verdict(DeliveryOutcome.TRANSIENT, None, str(exc), False)
+        try:
+            email = build_email(
+                kind,
+                row["event_id"],
+                render_data,
+                mapping.course_snapshot(
+                    course.snapshot, revision=course.revision, fallback_contact=self.fallback_contact
+                ),
+                cancel_reason=course.cancel_reason,
+                pdf=pdf,
+            )
+            message = self.composer.compose(email, now=self.clock.now())
+        except Exception as exc:  # a bug or impossible data: resending cannot help, a human must look
+            log.exception("email could not be composed", extra={"email_id": str(row["email_id"])})
+            return _Verdict(DeliveryOutcome.PERMANENT, None, f"not composable: {type(exc).__name__}", False)
+        result = await self.transport.send_once(message)
+        return _Verdict(result.outcome, result.code, result.reply[:500])
+
+    async def _pdf(self, kind: EmailKind, render_data: dict[str, Any]) -> PdfDocument | None:
+        if kind not in NEEDS_PDF:
+            return None
+        event = stored_event(render_data)
+        assert isinstance(event, ev.InvoiceIssued | ev.CreditNoteIssued)
+        label = "Faktura" if kind is EmailKind.INVOICE else "Kreditnota"
+        return PdfDocument(f"{label} {event.document_number}.pdf", await self.documents.pdf(event.pdf_url))
+
+    async def _record(self, results: list[tuple[Any, _Verdict]]) -> None:
+        """Record verdicts in ONE transaction, with their EmailSent/EmailFailed in the outbox."""
+        sent, failed, later, outcomes = [], [], [], []
+        now = self.clock.now()
+        for row, verdict in results:
+            entry = (row["id"], verdict.code, verdict.reply)
+            if verdict.outcome is DeliveryOutcome.ACCEPTED:
+                sent.append(entry)
+                outcomes.append(self._outcome_event(row, verdict, sent=True))
+            elif verdict.outcome is DeliveryOutcome.TRANSIENT and self._may_retry(row, verdict, now):
+                delay = self.config.retry.delay_before(row["attempts"] + 1, self.jitter())
+                later.append((*entry, delay.total_seconds()))
+            else:
+                failed.append(entry)
+                outcomes.append(self._outcome_event(row, verdict, sent=False))
+        async with self.pool.acquire() as conn, conn.transaction():
+            await repo.mark_sent(conn, sent)
+            await repo.mark_failed(conn, failed)
+            await repo.reschedule(conn, later)
+            await outbox.enqueue(conn, outcomes)
+        self.stats.sent += len(sent)
+        self.stats.failed += len(failed)
+        self.stats.rescheduled += len(later)
+        for row, verdict in results:
+            if verdict.outcome is not DeliveryOutcome.ACCEPTED:
+                # Ids and SMTP codes only: replies can quote the recipient's address.
+                log.info(
+                    "email not delivered",
+                    extra={
+                        "email_id": str(row["email_id"]),
+                        "code": verdict.code,
+                        "attempts": row["attempts"],
+                    },
+                )
+
+    def _may_retry(self, row: Any, verdict: _Verdict, now: Any) -> bool:
+        if not verdict.counts_as_smtp and verdict.reply.startswith("waiting for the course"):
+            return bool(now - row["created_at"] < self.config.course_wait)
+        return self.config.retry.should_retry(verdict.outcome, row["attempts"])
+
+    def _outcome_event(self, row: Any, verdict: _Verdict, *, sent: bool) -> CloudEvent[Any]:
+        common: dict[str, Any] = {
+            "email_id": row["email_id"],
+            "course_id": row["course_id"],
+            "kind": CONTRACT_KIND[EmailKind(row["kind"])],
+            "caused_by_event_id": row["caused_by"],
+            "occurred_at": self.clock.now(),
+            "smtp_reply": (verdict.reply or "no reply")[:500],
+        }
+        data: ev.Event = (
+            ev.EmailSent(**common) if sent else ev.EmailFailed(**common, attempts=max(row["attempts"], 1))
+        )
+        return CloudEvent(data=data, source=self.config.source)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    # asyncpg hands jsonb back as text unless a codec is set; the pool is the runtime's, so decode here.
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+class _Recorder:
+    """Group commit: verdicts arriving while a commit runs go into the next one together."""
+
+    def __init__(self, commit: Callable[[list[tuple[Any, _Verdict]]], Awaitable[None]]) -> None:
+        self._commit = commit
+        self._waiting: list[tuple[Any, _Verdict, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def record(self, row: Any, verdict: _Verdict) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, verdict, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                await self._commit([(row, verdict) for row, verdict, _ in group])
+            except Exception as exc:
+                for _, _, done in group:
+                    done.set_exception(exc)
+            else:
+                for _, _, done in group:
+                    done.set_result(None)
