@@ -10,13 +10,39 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from komponent_registration.domain.identifiers import normalise_cvr, normalise_ean
+from komponent_contracts.identifiers import is_valid_cvr, is_valid_ean
 
 _EMAIL_LOCAL = re.compile(r"[^\s@]+")
 _EMAIL_DOMAIN_LABEL = re.compile(r"[^\W_](?:[\w-]*[^\W_])?")
 _POSTAL_CODE = re.compile(r"\d{4}")
 # Danish house numbers: 1-999 with an optional capital letter (BBR "husnummer"), e.g. "12", "12B".
 _BUILDING_NUMBER = re.compile(r"[1-9]\d{0,2}[A-ZÆØÅ]?")
+
+
+def _strip_separators(raw: str) -> str:
+    # People copy numbers from letters and invoices with spaces or hyphens between digit groups.
+    return re.sub(r"[\s-]", "", raw)
+
+
+def normalise_ean(raw: str) -> str:
+    """The 13-digit EAN location number as typed minus separators; ValueError when invalid.
+
+    The check itself is the contracts package's, the one every event border applies, so intake can never
+    accept an EAN that the RegistrationReceived schema would then refuse."""
+    ean = _strip_separators(raw)
+    if not is_valid_ean(ean):
+        raise ValueError("EAN must be 13 digits with a valid GS1 check digit")
+    return ean
+
+
+def normalise_cvr(raw: str) -> str:
+    """The 8-digit CVR number; accepts the ``DK`` prefix of the VAT number printed on invoices."""
+    cvr = _strip_separators(raw)
+    if cvr[:2].upper() == "DK":
+        cvr = cvr[2:]
+    if not is_valid_cvr(cvr):
+        raise ValueError("CVR must be 8 digits, not starting with 0, passing the modulus 11 check")
+    return cvr
 
 
 @dataclass(frozen=True, slots=True)
