@@ -115,7 +115,7 @@ async def test_a_document_with_a_fatal_finding_is_never_issued_and_uses_no_numbe
         }
         for element in tree.xpath("cbc:BuyerReference | cac:OrderReference", namespaces=ns):
             tree.remove(element)
-        return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+        return bytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
 
     broken = BillingContext(
         artefacts=OfficialArtefacts(validator, peppol=without_buyer_references), clock=clock

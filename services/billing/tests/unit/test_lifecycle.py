@@ -108,3 +108,18 @@ def test_invoice_run_bills_each_binding_registration_exactly_once(issued: Issued
     assert not needs_invoice(is_binding=True, invoices=(), course_cancelled=True)
     replaced = IssuedInvoice(issued.number, issued.buyer, credited=True)
     assert needs_invoice(is_binding=True, invoices=(replaced,), course_cancelled=False)
+
+
+def test_due_for_invoice_only_after_the_run_once_and_not_for_cancelled_or_free_courses(
+    make_buyer: Callable[..., BuyerSnapshot],
+) -> None:
+    from komponent_billing.domain.lifecycle import IssuedInvoice, due_for_invoice
+
+    base = {"confirmed": True, "invoice_run_reached": True, "course_cancelled": False, "price_oere": 550_000}
+    assert due_for_invoice(**base, invoices=())  # type: ignore[arg-type]
+    assert not due_for_invoice(**{**base, "invoice_run_reached": False}, invoices=())  # type: ignore[arg-type]
+    assert not due_for_invoice(**{**base, "confirmed": False}, invoices=())  # type: ignore[arg-type]
+    assert not due_for_invoice(**{**base, "course_cancelled": True}, invoices=())  # type: ignore[arg-type]
+    assert not due_for_invoice(**{**base, "price_oere": 0}, invoices=())  # type: ignore[arg-type]
+    credited = (IssuedInvoice("2026-000001", make_buyer(), credited=True),)
+    assert not due_for_invoice(**base, invoices=credited)  # type: ignore[arg-type]

@@ -104,3 +104,14 @@ def test_cancellation_fee_invoice_is_valid(
     fee_invoice = make_invoice(fee, number="2023-000124")
     assert fee_invoice.totals.total_incl_vat_oere == 343_750
     assert validator.validate(render_peppol(fee_invoice), EInvoiceFormat.PEPPOL_BIS3).fatal == ()
+
+
+def test_snapshot_loads_back_into_the_same_document(
+    seed_invoice: Invoice, seed_credit_note: CreditNote
+) -> None:
+    from komponent_billing.adapters.document_snapshot import load_snapshot, render_snapshot
+
+    for document in (seed_invoice, seed_credit_note):
+        loaded = load_snapshot(render_snapshot(document))
+        assert loaded == document
+        assert render_snapshot(loaded) == render_snapshot(document)
