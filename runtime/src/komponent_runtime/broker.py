@@ -40,6 +40,23 @@ def _security(settings: KafkaSettings) -> BaseSecurity | None:
     )
 
 
+def client_options(settings: KafkaSettings) -> dict[str, object]:
+    """Connection options for plain aiokafka clients (admin, tools), matching the broker's security."""
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if "SSL" in settings.security_protocol:
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.security_protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=settings.sasl_mechanism or "SCRAM-SHA-512",
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password,
+        )
+    return options
+
+
 def make_broker(
     settings: KafkaSettings, client_id: str, tracer_provider: TracerProvider | None = None
 ) -> KafkaBroker:

@@ -17,13 +17,22 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from komponent_runtime.broker import client_options
 from komponent_runtime.settings import KafkaSettings
 
 REPLAY_GROUP = "dead-letters.replay"
+
+
+def _opts(bootstrap: str) -> dict[str, Any]:
+    """Client options with the deployment's security settings (SASL/TLS) for this bootstrap address."""
+    settings = KafkaSettings()
+    settings.bootstrap_servers = bootstrap
+    return client_options(settings)
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class DeadLetter:
 
 
 async def dead_letter_topics(bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_opts(bootstrap))
     await admin.start()
     try:
         return sorted(t for t in await admin.list_topics() if t.endswith(".dlq"))
@@ -67,7 +76,7 @@ async def dead_letter_topics(bootstrap: str) -> list[str]:
 
 
 async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_opts(bootstrap))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -79,7 +88,7 @@ async def _partitions(bootstrap: str, topic: str) -> list[int]:
 async def read_all(bootstrap: str, topic: str, *, group: str | None = None) -> list[DeadLetter]:
     """Every record from the group's committed position (or the beginning) to the current end."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+        **_opts(bootstrap), group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -113,7 +122,7 @@ async def replay(bootstrap: str, topic: str, *, only: tuple[int, int] | None = N
     letters = await read_all(bootstrap, topic, group=REPLAY_GROUP)
     if only is not None:
         letters = [d for d in letters if (d.partition, d.offset) == only]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**_opts(bootstrap), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for letter in letters:
@@ -129,7 +138,7 @@ async def replay(bootstrap: str, topic: str, *, only: tuple[int, int] | None = N
 
 
 async def _commit_replayed(bootstrap: str, letters: list[DeadLetter]) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**_opts(bootstrap), group_id=REPLAY_GROUP, enable_auto_commit=False)
     await consumer.start()
     try:
         last: dict[TopicPartition, int] = {}

@@ -22,6 +22,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from komponent_runtime import outbox
+from komponent_runtime.broker import client_options
+from komponent_runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 meter = metrics.get_meter("komponent")
@@ -109,8 +111,10 @@ class PlumbingGauges:
 
 async def consumer_lag(bootstrap: str, groups: Iterable[str]) -> dict[tuple[str, str, int], int]:
     """End offset minus committed offset, per consumer group, topic and partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    settings = KafkaSettings()
+    settings.bootstrap_servers = bootstrap
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    probe = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
     await admin.start()
     await probe.start()
     try:

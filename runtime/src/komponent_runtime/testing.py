@@ -169,7 +169,7 @@ async def isolated_topics() -> str:
     old = os.environ.get("KAFKA_TOPIC_PREFIX")
     os.environ["KAFKA_TOPIC_PREFIX"] = prefix
     try:
-        await ensure_topics(kafka_bootstrap())
+        await ensure_topics()
     finally:
         if old is None:
             del os.environ["KAFKA_TOPIC_PREFIX"]

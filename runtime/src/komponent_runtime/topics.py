@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from komponent_contracts.topics import ALL_TOPICS, TopicSpec
 
+from komponent_runtime.broker import client_options
 from komponent_runtime.settings import KafkaSettings, topic_name
 
 log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL_TOPICS, replication: int = 1
+    settings: KafkaSettings | None = None,
+    specs: tuple[TopicSpec, ...] = ALL_TOPICS,
+    *,
+    replication: int = 1,
+    min_insync_replicas: int | None = None,
 ) -> list[str]:
-    """Create the topics that don't exist yet; return their names. Existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="komponent-topics")
+    """Create the topics that don't exist yet; return their names. Existing ones are left as they are.
+
+    Production declares replication 3 and `min.insync.replicas=2` (deploy/kafka/topics.yaml); the
+    single-broker local stack and tests use 1."""
+    settings = settings or KafkaSettings()
+    admin = AIOKafkaAdminClient(client_id="komponent-topics", **client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -31,7 +41,14 @@ async def ensure_topics(
                         s.name,
                         num_partitions=s.partitions,
                         replication_factor=replication,
-                        topic_configs={"retention.ms": str(s.retention_ms)},
+                        topic_configs={
+                            "retention.ms": str(s.retention_ms),
+                            **(
+                                {"min.insync.replicas": str(min_insync_replicas)}
+                                if min_insync_replicas
+                                else {}
+                            ),
+                        },
                     )
                     for s in missing
                 ]
@@ -42,7 +59,11 @@ async def ensure_topics(
 
 
 def main() -> int:
-    created = asyncio.run(ensure_topics(KafkaSettings().bootstrap_servers))
+    replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1"))
+    min_isr = (
+        int(os.environ["KAFKA_MIN_INSYNC_REPLICAS"]) if "KAFKA_MIN_INSYNC_REPLICAS" in os.environ else None
+    )
+    created = asyncio.run(ensure_topics(replication=replication, min_insync_replicas=min_isr))
     print(f"topics created: {len(created)} ({', '.join(created) or 'all existed'})")
     return 0
 
