@@ -1,0 +1,175 @@
+"""A real SMTP server for the local stack that stores every accepted message as an ``.eml`` file.
+
+Local development and tests only: no authentication, no TLS, no relaying; it accepts mail for any
+recipient on 127.0.0.1 and keeps it.
+
+Stored files:
+
+* one file per accepted message, named ``<ns timestamp>-<counter>.eml`` (zero-padded, so a plain
+  sort is arrival order); the timestamp never goes backwards within one process;
+* the message bytes exactly as received (8-bit/UTF-8 content untouched), preceded by one
+  ``X-Envelope-From`` header and one ``X-Envelope-To`` header per accepted envelope recipient, so
+  Bcc recipients stay visible;
+* written to a dot-prefixed temporary file, fsynced and renamed, so a reader globbing ``*.eml``
+  never sees a partial message. The file exists before the server answers ``250`` to DATA.
+
+Fault injection (off by default): a recipient whose address matches ``--reject-permanent REGEX``
+(``re.search``) is refused with ``550``, one matching ``--reject-temporary REGEX`` with ``451``.
+
+Logs one JSON line per event on stdout. Addresses are not logged (no personal data in logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+DEFAULT_MAILDIR = Path(__file__).resolve().parents[2] / "var" / "mail"
+
+
+def log(event: str, **fields: Any) -> None:
+    record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event, **fields}
+    print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+class MaildirHandler:
+    """aiosmtpd handler: recipient fault injection and atomic .eml storage."""
+
+    def __init__(
+        self,
+        maildir: Path,
+        reject_permanent: re.Pattern[str] | None = None,
+        reject_temporary: re.Pattern[str] | None = None,
+    ) -> None:
+        self.maildir = maildir
+        self.reject_permanent = reject_permanent
+        self.reject_temporary = reject_temporary
+        self._last_ns = 0
+        self._counter = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.reject_permanent is not None and self.reject_permanent.search(address):
+            log("rcpt_rejected", code=550)
+            return "550 5.1.1 Mailbox unavailable (injected permanent failure)"
+        if self.reject_temporary is not None and self.reject_temporary.search(address):
+            log("rcpt_rejected", code=451)
+            return "451 4.3.0 Temporary failure (injected), try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    def _next_name(self) -> str:
+        # Strictly increasing even if the wall clock steps back, so names sort by arrival.
+        now = max(time.time_ns(), self._last_ns + 1)
+        self._last_ns = now
+        self._counter += 1
+        return f"{now:020d}-{self._counter:06d}.eml"
+
+    def _store(self, name: str, data: bytes) -> Path:
+        final = self.maildir / name
+        tmp = self.maildir / f".{name}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        # Persist the rename itself, so an acknowledged message survives a crash of the machine.
+        dir_fd = os.open(self.maildir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return final
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        if isinstance(content, str):  # only with decode_data=True, which we do not use
+            content = content.encode("utf-8", "surrogateescape")
+        eol = b"\r\n" if b"\r\n" in content[:4096] else b"\n"
+        headers = [b"X-Envelope-From: <" + _header_safe(envelope.mail_from or "") + b">"]
+        headers += [b"X-Envelope-To: <" + _header_safe(rcpt) + b">" for rcpt in envelope.rcpt_tos]
+        data = eol.join(headers) + eol + content
+        name = self._next_name()
+        try:
+            path = await asyncio.to_thread(self._store, name, data)
+        except OSError as exc:
+            log("store_failed", error=type(exc).__name__)
+            return "451 4.3.0 Could not store the message"
+        log("message_stored", file=path.name, bytes=len(data), recipients=len(envelope.rcpt_tos))
+        return "250 Message accepted for delivery"
+
+
+def _header_safe(address: str) -> bytes:
+    # Addresses may be UTF-8 (SMTPUTF8); CR/LF must never split the header.
+    return address.replace("\r", "").replace("\n", "").encode("utf-8", "surrogateescape")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2525, help="0 picks a free port (logged at start)")
+    parser.add_argument("--maildir", type=Path, default=DEFAULT_MAILDIR)
+    parser.add_argument("--reject-permanent", type=re.compile, metavar="REGEX", default=None)
+    parser.add_argument("--reject-temporary", type=re.compile, metavar="REGEX", default=None)
+    return parser.parse_args(argv)
+
+
+def prepare_maildir(maildir: Path) -> Path:
+    maildir = maildir.resolve()
+    maildir.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a crash mid-write were never acknowledged to a client; drop them.
+    for stale in maildir.glob(".*.eml.tmp"):
+        stale.unlink(missing_ok=True)
+    return maildir
+
+
+async def serve(args: argparse.Namespace, maildir: Path) -> None:
+    handler = MaildirHandler(maildir, args.reject_permanent, args.reject_temporary)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, enable_SMTPUTF8=True, hostname="komponent-smtp-sink"),
+        host=args.host,
+        port=args.port,
+    )
+    port = server.sockets[0].getsockname()[1]
+    log(
+        "listening",
+        host=args.host,
+        port=port,
+        maildir=str(maildir),
+        reject_permanent=args.reject_permanent.pattern if args.reject_permanent else None,
+        reject_temporary=args.reject_temporary.pattern if args.reject_temporary else None,
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+        server.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), timeout=5)
+    log("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    asyncio.run(serve(args, prepare_maildir(args.maildir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
