@@ -380,3 +380,55 @@ async def test_an_invoice_that_cannot_be_issued_is_dead_lettered_with_its_reason
     await billing.wait_applied(run)
     (invoice,) = await billing.documents(seed.course_id)
     assert invoice["total_incl_vat_ore"] == 687_500
+
+
+async def test_delivery_is_not_lost_when_the_process_dies_before_handing_over(
+    database: str, pool: asyncpg.Pool, tmp_path: Path, seed: Any
+) -> None:
+    """The delivery row commits with the document; a process killed before the access point took the
+    document leaves it pending, and the next process delivers it."""
+    prefix = await isolated_topics()
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("the access point cannot write here")  # mkdir fails: hand-off refused
+    env = {"BILLING_DELIVERY_POLL_SECONDS": "0.2", "OTEL_SDK_DISABLED": "true"}
+    first = ServiceProcess(
+        "billing",
+        database=database,
+        topic_prefix=prefix,
+        env={**env, "BILLING_ACCESS_POINT_DIR": str(blocked)},
+    )
+    try:
+        await first.wait_ready()
+        billing = Billing(first, prefix, pool, blocked)
+        events = [seed.published(), seed.confirmed(uuid.uuid4()), seed.invoice_due()]
+        await billing.publish(*events)
+        await billing.wait_applied(*events)
+
+        async def refused() -> bool:
+            return bool(
+                await pool.fetchval("SELECT attempts > 0 AND status = 'pending' FROM document_delivery")
+            )
+
+        await wait_until(refused, what="a refused hand-off")
+    finally:
+        first.kill()
+
+    folder = tmp_path / "access-point"
+    second = ServiceProcess(
+        "billing",
+        database=database,
+        topic_prefix=prefix,
+        env={**env, "BILLING_ACCESS_POINT_DIR": str(folder)},
+    )
+    try:
+        await second.wait_ready()
+
+        async def delivered() -> bool:
+            return bool(await pool.fetchval("SELECT status = 'delivered' FROM document_delivery"))
+
+        await wait_until(delivered, what="delivery by the restarted process")
+        number = await pool.fetchval("SELECT number FROM billing_document")
+        assert (folder / SEED_EAN / f"{number}.peppol-bis-3.xml").is_file()
+        assert await pool.fetchval("SELECT count(*) FROM billing_document") == 1
+    finally:
+        second.stop()
