@@ -26,7 +26,7 @@ import asyncpg
 import httpx
 import pytest
 from komponent_catalogue.adapters.seed_page import DEMO_COURSE_ID
-from komponent_contracts import CloudEvent, topics
+from komponent_contracts import CloudEvent, Event, topics
 from komponent_contracts.events import CourseSeatsChanged
 from komponent_runtime import inbox
 from komponent_runtime.database import migrate
@@ -152,7 +152,7 @@ async def test_seats_left_follows_registration_and_keeps_the_highest_version(
     start = datetime.combine((datetime.now(CPH) + timedelta(days=90)).date(), time(9), tzinfo=CPH)
     course_id = await catalogue.create(catalogue.body(start))
 
-    def seats(taken: int, version: int) -> CloudEvent[CourseSeatsChanged]:
+    def seats(taken: int, version: int) -> CloudEvent[Event]:
         data = CourseSeatsChanged(
             course_id=course_id,
             capacity=30,

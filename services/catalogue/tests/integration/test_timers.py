@@ -51,13 +51,12 @@ async def test_publishing_schedules_three_timers_and_each_fires_once_at_its_due_
     events = calendar(await catalogue.events())
     assert [type(e.data) for e in events] == [InvoiceDue, DeadlinePassed, CourseReminderDue]
     for event in events:
-        kind = TimerKind(
-            {
-                InvoiceDue: "invoice_due",
-                DeadlinePassed: "deadline_passed",
-                CourseReminderDue: "course_reminder_due",
-            }[type(event.data)]
-        )
+        kinds: dict[type, str] = {
+            InvoiceDue: "invoice_due",
+            DeadlinePassed: "deadline_passed",
+            CourseReminderDue: "course_reminder_due",
+        }
+        kind = TimerKind(kinds[type(event.data)])
         assert event.id == timer_event_id(course_id, kind, DUE[kind.value])  # the deterministic ce_id
         assert event.data.due_at == DUE[kind.value] and event.data.lateness_seconds == 0
         assert event.time == event.data.fired_at and event.source == "/komponent/catalogue"
