@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -243,8 +244,14 @@ class EventConsumer:
             async with self.pool.acquire() as conn, conn.transaction():
                 fresh_ids = await inbox.first_deliveries(conn, self.group, [d.event.id for d in deliveries])
                 fresh = [d for d in deliveries if d.event.id in fresh_ids]
-                # The same event twice within one batch: keep the first.
-                unique = list({d.event.id: d for d in reversed(fresh)}.values())[::-1]
+                # The same event twice within one batch: keep the first, in its own place (the order
+                # of first deliveries is the partition order a batch handler relies on).
+                seen: set[UUID] = set()
+                unique = []
+                for d in fresh:
+                    if d.event.id not in seen:
+                        seen.add(d.event.id)
+                        unique.append(d)
                 self._count_duplicates(len(deliveries) - len(unique))
                 if unique:
                     await handler(conn, unique)
