@@ -81,15 +81,19 @@ async def start_platform(tmp: Path, *, extra_env: dict[str, str] | None = None) 
         "BILLING_ACCESS_POINT_DIR": str(tmp / "access-point"),
         **(extra_env or {}),
     }
-    billing = ServiceProcess(
-        "billing", database=await create_database("billing"), topic_prefix=platform.topic_prefix, env=base_env
-    )
-    platform.services["billing"] = billing
-    for name in ("catalogue", "registration", "notifications"):
-        env = {**base_env, "BILLING_URL": billing.url}
-        platform.services[name] = ServiceProcess(
-            name, database=await create_database(name), topic_prefix=platform.topic_prefix, env=env
+    try:
+        billing = ServiceProcess(
+            "billing", database=await create_database("billing"), topic_prefix=platform.topic_prefix, env=base_env
         )
-    for process in platform.services.values():
-        await process.wait_ready()
+        platform.services["billing"] = billing
+        for name in ("catalogue", "registration", "notifications"):
+            env = {**base_env, "BILLING_URL": billing.url}
+            platform.services[name] = ServiceProcess(
+                name, database=await create_database(name), topic_prefix=platform.topic_prefix, env=env
+            )
+        for process in platform.services.values():
+            await process.wait_ready()
+    except BaseException:
+        platform.stop()  # never leave half a platform running
+        raise
     return platform
