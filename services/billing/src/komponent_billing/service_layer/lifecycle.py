@@ -26,7 +26,6 @@ from ..adapters.document_snapshot import load_snapshot
 from ..domain.documents import Invoice, cancellation_fee_line
 from ..domain.lifecycle import (
     BillingAction,
-    CreditReason,
     IssueCreditNote,
     IssuedInvoice,
     IssueInvoice,
@@ -167,6 +166,3 @@ async def _carry_out(
                 note=original.note,
                 replaces=replaced.document_id,
             )
-
-
-__all__ = ["CreditReason", "on_course_event", "on_invoice_due", "on_registration_event"]
