@@ -62,9 +62,10 @@ do_fetch() {
   log "resolving Kafka from Maven Central into $LIBS (first time takes a while)"
   local started=$SECONDS
   # Plugin version pinned: Maven 3.8's default dependency plugin is too old for some of these poms.
+  # sed strips the ANSI resets Maven 3.8 prints even in batch mode; pipefail keeps Maven's status.
   mvn -B -q -Dstyle.color=never -f "$POM" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$tmp" >&2 ||
+    -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2 ||
     die "Maven could not resolve the Kafka jars (is Maven Central reachable?)"
   pom_hash >"$tmp/.complete"
   rm -rf "$LIBS"

@@ -223,15 +223,17 @@ do_kill9() {
     log "not running"
     return 0
   fi
-  # The postmaster leads its own process group (pg_ctl calls setsid): killing the group takes the
-  # backends down with it, like a power cut, so the next start runs crash recovery cleanly.
-  if [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]]; then
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  else
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-  log "killed with SIGKILL (pid $pid)"
+  # Every postgres child calls setsid(), so a process-group kill would only hit the postmaster.
+  # Kill the postmaster and its direct children (selected by parent pid) together, like a power cut;
+  # the next start then runs crash recovery from the WAL.
+  local pids=("$pid")
+  mapfile -t -O 1 pids < <(pgrep -P "$pid" || true)
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  local p
+  for p in "${pids[@]}"; do
+    while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+  done
+  log "killed with SIGKILL (postmaster $pid and ${#pids[@]} processes in total)"
 }
 
 do_createdb() {

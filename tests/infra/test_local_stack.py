@@ -41,6 +41,15 @@ DANISH_SUBJECT = "Bekræftelse: kursus i Århus – pris 1.250,00 kr."
 DANISH_BODY = "Kære Søren Ærø,\n\nDin plads på kurset »Grønne tag« er bekræftet. Vi glæder os!\n"
 
 
+async def _topic_visible(admin: AIOKafkaAdminClient, topic: str, *, present: bool) -> bool:
+    """Poll the broker's topic list until the topic is (or is no longer) listed; False if never."""
+    for _ in range(300):
+        if (topic in await admin.list_topics()) == present:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def test_kafka_broker_creates_uses_and_deletes_a_topic() -> None:
     topic = f"infra-scratch-{uuid.uuid4().hex[:12]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=15000)
@@ -52,7 +61,8 @@ async def test_kafka_broker_creates_uses_and_deletes_a_topic() -> None:
         assert entries["auto.create.topics.enable"] == "false"
 
         await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-        assert topic in await admin.list_topics()
+        # The controller commits the topic first; the broker's metadata cache follows shortly after.
+        assert await _topic_visible(admin, topic, present=True)
 
         # A round trip through a consumer group also proves the single-node internal topics work.
         producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True)
@@ -77,11 +87,7 @@ async def test_kafka_broker_creates_uses_and_deletes_a_topic() -> None:
             await consumer.stop()
 
         await admin.delete_topics([topic])
-        for _ in range(100):
-            if topic not in await admin.list_topics():
-                break
-            await asyncio.sleep(0.1)
-        assert topic not in await admin.list_topics()
+        assert await _topic_visible(admin, topic, present=False)
     finally:
         await admin.close()
 
