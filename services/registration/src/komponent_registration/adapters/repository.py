@@ -1,0 +1,384 @@
+"""asyncpg access to the seat books: lock, load, write back one batch, and the read model.
+
+Every function runs on the caller's connection inside the caller's transaction; none commits.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from komponent_runtime.database import Connection
+
+from komponent_registration.domain.course_book import CourseBook, CourseState, CourseStatus
+from komponent_registration.domain.registration import Registration, RegistrationStatus
+
+
+class StaleCourseBook(Exception):
+    """The course row moved on under a writer that held its lock: never expected, so the batch rolls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a registration's intake record sits: the FCFS audit trail."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+_COURSE_COLUMNS = (
+    "course_id, capacity, seats_taken, starts_at, deadline, status, deadline_passed, next_queue_number,"
+    " version, write_token"
+)
+_REGISTRATION_COLUMNS = (
+    "registration_id, course_id, participant_email, status, binding, binding_since, queue_number,"
+    " received_at, source_offset, cancelled_at"
+)
+_INSERT_COLUMNS = [
+    "registration_id",
+    "course_id",
+    "participant_email",
+    "status",
+    "binding",
+    "binding_since",
+    "queue_number",
+    "received_at",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "cancelled_at",
+    "details",
+]
+
+
+def _state(row: asyncpg.Record) -> CourseState:
+    return CourseState(
+        course_id=row["course_id"],
+        capacity=row["capacity"],
+        seats_taken=row["seats_taken"],
+        starts_at=row["starts_at"],
+        deadline=row["deadline"],
+        status=CourseStatus(row["status"]),
+        deadline_passed=row["deadline_passed"],
+        next_queue_number=row["next_queue_number"],
+        version=row["version"],
+    )
+
+
+def _registration(row: asyncpg.Record) -> Registration:
+    return Registration(
+        registration_id=row["registration_id"],
+        course_id=row["course_id"],
+        participant_email=row["participant_email"],
+        status=RegistrationStatus(row["status"]),
+        binding=row["binding"],
+        # The FCFS order within the course: the partition offset of its intake record.
+        received_seq=row["source_offset"],
+        received_at=row["received_at"],
+        queue_number=row["queue_number"],
+        binding_since=row["binding_since"],
+        cancelled_at=row["cancelled_at"],
+    )
+
+
+class CourseBooks:
+    """The seat books of the courses this process writes, cached between batches.
+
+    While a process owns a course's partition it is the only writer, so reloading every waiting-list row
+    for every batch would be wasted work (a hot course's list grows to thousands). A cached book is reused
+    only when the locked course row still carries the `write_token` this process wrote with it; anything
+    else (a rolled-back batch, another instance after a rebalance, a manual fix) forces a reload.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[UUID, tuple[UUID, CourseBook]] = {}
+        self._locked_tokens: dict[UUID, UUID | None] = {}
+
+    async def lock(
+        self, conn: Connection, course_ids: Iterable[UUID], referenced: Iterable[UUID] = ()
+    ) -> dict[UUID, CourseBook]:
+        """Lock the course rows (`FOR UPDATE`, in id order so two writers never deadlock) and return the
+        books of the courses that exist. `referenced` are registration ids the batch names: a cached book
+        that lacks one of them is reloaded if the database has it (a cancelled registration)."""
+        rows = await conn.fetch(
+            f"SELECT {_COURSE_COLUMNS} FROM course_seats WHERE course_id = ANY($1::uuid[])"
+            " ORDER BY course_id FOR UPDATE",
+            list(set(course_ids)),
+        )
+        books: dict[UUID, CourseBook] = {}
+        reload: set[UUID] = set()
+        for row in rows:
+            self._locked_tokens[row["course_id"]] = row["write_token"]
+            cached = self._cache.pop(row["course_id"], None)
+            if cached is not None and row["write_token"] is not None and cached[0] == row["write_token"]:
+                books[row["course_id"]] = cached[1]
+            else:
+                reload.add(row["course_id"])
+        missing = [rid for rid in set(referenced) if not any(b.registration(rid) for b in books.values())]
+        if missing and books:
+            known = await conn.fetch(
+                "SELECT course_id FROM registrations WHERE registration_id = ANY($1::uuid[])"
+                " AND course_id = ANY($2::uuid[])",
+                missing,
+                list(books),
+            )
+            for row in known:
+                if books.pop(row["course_id"], None) is not None:
+                    reload.add(row["course_id"])
+        if reload:
+            registrations = await conn.fetch(
+                f"SELECT {_REGISTRATION_COLUMNS} FROM registrations"
+                " WHERE course_id = ANY($1::uuid[]) AND (status <> 'cancelled' OR registration_id = ANY($2::uuid[]))",
+                list(reload),
+                list(set(referenced)),
+            )
+            by_course: dict[UUID, list[Registration]] = {cid: [] for cid in reload}
+            for row in registrations:
+                by_course[row["course_id"]].append(_registration(row))
+            for row in rows:
+                if row["course_id"] in reload:
+                    books[row["course_id"]] = CourseBook(_state(row), by_course[row["course_id"]])
+        return books
+
+    async def add(self, conn: Connection, book: CourseBook) -> None:
+        """Insert the course row of a newly published course (CourseBook.open)."""
+        state = book.state()
+        token = uuid.uuid4()
+        await conn.execute(
+            f"INSERT INTO course_seats ({_COURSE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            state.course_id,
+            state.capacity,
+            state.seats_taken,
+            state.starts_at,
+            state.deadline,
+            state.status.value,
+            state.deadline_passed,
+            state.next_queue_number,
+            state.version,
+            token,
+        )
+        book.mark_persisted()
+        self._cache[state.course_id] = (token, book)
+
+    async def save(
+        self,
+        conn: Connection,
+        books: Sequence[CourseBook],
+        sources: Mapping[UUID, Source],
+        details: Mapping[UUID, dict[str, Any]],
+    ) -> None:
+        """Write what a batch changed in every book: COPY for new registrations, one pipelined statement
+        for changed ones, and one statement for all course rows guarded by their expected version.
+
+        `details` holds the participant/buyer payload of new registrations and of substituted ones."""
+        inserted: list[tuple[Any, ...]] = []
+        updated: list[tuple[Any, ...]] = []
+        courses: list[tuple[Any, ...]] = []
+        tokens: dict[UUID, UUID] = {}
+        for book in books:
+            changes = book.pending_changes()
+            if changes.is_empty:
+                continue
+            for r in changes.inserted:
+                source = sources[r.registration_id]
+                inserted.append(
+                    (
+                        r.registration_id,
+                        r.course_id,
+                        r.participant_email,
+                        r.status.value,
+                        r.binding,
+                        r.binding_since,
+                        r.queue_number,
+                        r.received_at,
+                        source.topic,
+                        source.partition,
+                        source.offset,
+                        r.cancelled_at,
+                        json.dumps(details.get(r.registration_id, {})),
+                    )
+                )
+            for r in changes.updated:
+                new_details = details.get(r.registration_id)
+                updated.append(
+                    (
+                        r.registration_id,
+                        r.participant_email,
+                        r.status.value,
+                        r.binding,
+                        r.binding_since,
+                        r.queue_number,
+                        r.cancelled_at,
+                        None if new_details is None else json.dumps(new_details),
+                    )
+                )
+            s = changes.course
+            tokens[s.course_id] = uuid.uuid4()
+            courses.append(
+                (
+                    s.course_id,
+                    s.capacity,
+                    s.seats_taken,
+                    s.starts_at,
+                    s.deadline,
+                    s.status.value,
+                    s.deadline_passed,
+                    s.next_queue_number,
+                    s.version,
+                    changes.expected_version,
+                    tokens[s.course_id],
+                )
+            )
+        if inserted:
+            await conn.copy_records_to_table("registrations", records=inserted, columns=_INSERT_COLUMNS)
+        if updated:
+            await conn.executemany(
+                "UPDATE registrations SET participant_email = $2, status = $3, binding = $4,"
+                " binding_since = $5, queue_number = $6, cancelled_at = $7,"
+                " details = coalesce($8::jsonb, details), updated_at = now() WHERE registration_id = $1",
+                updated,
+            )
+        if courses:
+            written = await conn.fetch(
+                "UPDATE course_seats c SET capacity = u.capacity, seats_taken = u.seats_taken,"
+                " starts_at = u.starts_at, deadline = u.deadline, status = u.status,"
+                " deadline_passed = u.deadline_passed, next_queue_number = u.next_queue_number,"
+                " version = u.version, write_token = u.write_token"
+                " FROM unnest($1::uuid[], $2::int[], $3::int[], $4::timestamptz[], $5::timestamptz[],"
+                " $6::text[], $7::bool[], $8::bigint[], $9::bigint[], $10::bigint[], $11::uuid[])"
+                " AS u(course_id, capacity, seats_taken, starts_at, deadline, status, deadline_passed,"
+                " next_queue_number, version, expected_version, write_token)"
+                " WHERE c.course_id = u.course_id AND c.version = u.expected_version RETURNING c.course_id",
+                *[list(column) for column in zip(*courses, strict=True)],
+            )
+            if len(written) != len(courses):
+                raise StaleCourseBook("a course row changed under its lock")
+        for book in books:
+            if book.course_id in tokens:
+                book.mark_persisted()
+                self._cache[book.course_id] = (tokens[book.course_id], book)
+            else:
+                row_token = self._locked_tokens.get(book.course_id)
+                if row_token is not None and book.pending_changes().is_empty:
+                    self._cache[book.course_id] = (row_token, book)
+
+    def forget(self, course_ids: Iterable[UUID]) -> None:
+        for course_id in course_ids:
+            self._cache.pop(course_id, None)
+
+
+async def registration_details(
+    conn: Connection, registration_ids: Iterable[UUID]
+) -> dict[UUID, dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT registration_id, details FROM registrations WHERE registration_id = ANY($1::uuid[])",
+        list(set(registration_ids)),
+    )
+    return {r["registration_id"]: json.loads(r["details"]) for r in rows}
+
+
+async def record_refusals(
+    conn: Connection, refusals: Sequence[tuple[UUID, UUID, str, UUID | None, Any]]
+) -> None:
+    """(registration_id, course_id, reason, existing_registration_id, at) for registrations without a row."""
+    if refusals:
+        await conn.executemany(
+            "INSERT INTO refused_registrations"
+            " (registration_id, course_id, reason, existing_registration_id, refused_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            refusals,
+        )
+
+
+# ------------------------------------------------------------------------------------------ read model
+
+
+async def course_of_registration(conn: Connection, registration_id: UUID) -> UUID | None:
+    course_id: UUID | None = await conn.fetchval(
+        "SELECT course_id FROM registrations WHERE registration_id = $1", registration_id
+    )
+    return course_id
+
+
+async def registration_status(conn: Connection, registration_id: UUID) -> dict[str, Any] | None:
+    """One registration's own status: no other participant's data, only its rank on the waiting list."""
+    row = await conn.fetchrow(
+        "SELECT r.registration_id, r.course_id, r.status, r.binding, r.binding_since,"
+        " CASE WHEN r.status = 'waitlisted' THEN (SELECT count(*) FROM registrations w"
+        "   WHERE w.course_id = r.course_id AND w.status = 'waitlisted' AND w.queue_number <= r.queue_number)"
+        " END AS waiting_list_position"
+        " FROM registrations r WHERE r.registration_id = $1",
+        registration_id,
+    )
+    if row is not None:
+        return {
+            "registration_id": str(row["registration_id"]),
+            "course_id": str(row["course_id"]),
+            "status": row["status"],
+            "binding": row["binding"],
+            "binding_since": row["binding_since"].isoformat() if row["binding_since"] else None,
+            "waiting_list_position": row["waiting_list_position"],
+        }
+    refused = await conn.fetchrow(
+        "SELECT registration_id, course_id, reason, existing_registration_id FROM refused_registrations"
+        " WHERE registration_id = $1",
+        registration_id,
+    )
+    if refused is None:
+        return None
+    return {
+        "registration_id": str(refused["registration_id"]),
+        "course_id": str(refused["course_id"]),
+        "status": "refused",
+        "reason": refused["reason"],
+        "existing_registration_id": (
+            str(refused["existing_registration_id"]) if refused["existing_registration_id"] else None
+        ),
+        "binding": False,
+        "waiting_list_position": None,
+    }
+
+
+async def course_registrations(conn: Connection, course_id: UUID) -> dict[str, Any] | None:
+    course = await conn.fetchrow(
+        "SELECT course_id, capacity, seats_taken, status, deadline_passed, version FROM course_seats"
+        " WHERE course_id = $1",
+        course_id,
+    )
+    if course is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT registration_id, status, binding, binding_since, queue_number, received_at,"
+        " source_partition, source_offset, cancelled_at, details FROM registrations"
+        " WHERE course_id = $1 ORDER BY source_offset",
+        course_id,
+    )
+    return {
+        "course_id": str(course_id),
+        "capacity": course["capacity"],
+        "seats_taken": course["seats_taken"],
+        "status": course["status"],
+        "deadline_passed": course["deadline_passed"],
+        "version": course["version"],
+        "registrations": [
+            {
+                "registration_id": str(r["registration_id"]),
+                "status": r["status"],
+                "binding": r["binding"],
+                "binding_since": r["binding_since"].isoformat() if r["binding_since"] else None,
+                "queue_number": r["queue_number"],
+                "received_at": r["received_at"].isoformat(),
+                "partition": r["source_partition"],
+                "offset": r["source_offset"],
+                "cancelled_at": r["cancelled_at"].isoformat() if r["cancelled_at"] else None,
+                **json.loads(r["details"]),
+            }
+            for r in rows
+        ],
+    }

@@ -1,0 +1,130 @@
+"""Kafka entrypoints: translate delivered events into seat-book requests and call the use case.
+
+The runtime has already opened the batch's transaction and recorded the inbox rows; duplicates of an
+event id never reach these handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from komponent_contracts import events as contract
+from komponent_runtime.consuming import Delivery, PermanentError
+from komponent_runtime.database import Connection
+
+from komponent_registration.adapters.repository import CourseBooks, Source
+from komponent_registration.domain.commands import Cancel, CourseCommand, PassDeadline, Register, Substitute
+from komponent_registration.domain.course_book import CourseBook
+from komponent_registration.domain.intake import normalise_email
+from komponent_registration.service_layer.allocation import CourseFacts, Request, apply_requests
+
+
+def _email(raw: str) -> str:
+    try:
+        return normalise_email(raw)
+    except ValueError:
+        # The contract's EmailStr accepted it; the stricter intake rule is for our own form only.
+        return raw.strip().lower()
+
+
+def intake_request(delivery: Delivery) -> Request:
+    """A record of the intake topic as a request; its offset is its place in the course's queue."""
+    data = delivery.event.data
+    command: CourseCommand
+    payload: contract.RegistrationReceived | contract.SubstitutionRequested | None = None
+    if isinstance(data, contract.RegistrationReceived):
+        command = Register(
+            registration_id=data.registration_id,
+            participant_email=_email(str(data.participant.email)),
+            at=data.received_at,
+            received_seq=delivery.offset,
+        )
+        payload = data
+    elif isinstance(data, contract.RegistrationCancellationRequested):
+        command = Cancel(data.registration_id, data.requested_at)
+    elif isinstance(data, contract.SubstitutionRequested):
+        command = Substitute(data.registration_id, _email(str(data.new_participant.email)), data.requested_at)
+        payload = data
+    else:
+        raise PermanentError(f"{delivery.event.type} does not belong on the intake topic")
+    return Request(
+        course_id=data.course_id,
+        event_id=delivery.event.id,
+        command=command,
+        trace_headers=delivery.trace_headers,
+        source=Source(delivery.topic, delivery.partition, delivery.offset),
+        payload=payload,
+    )
+
+
+class Handlers:
+    """The service's consumers, sharing one cache of seat books."""
+
+    def __init__(self, books: CourseBooks) -> None:
+        self.books = books
+
+    async def allocate(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
+        await apply_requests(conn, self.books, [intake_request(d) for d in deliveries])
+
+    async def on_course(self, conn: Connection, delivery: Delivery) -> None:
+        data = delivery.event.data
+        if isinstance(data, contract.CourseCancelled):
+            await apply_requests(
+                conn, self.books, [_facts_request(delivery, data.course_id, None, data.occurred_at)]
+            )
+            return
+        if not isinstance(data, contract.CoursePublished | contract.CourseUpdated):
+            return
+        course = data.course
+        exists = await conn.fetchval(
+            "SELECT true FROM course_seats WHERE course_id = $1 FOR UPDATE", data.course_id
+        )
+        if not exists:
+            if course.status != "published":
+                return  # drafts and cancelled courses take no registrations; unknown_course covers them
+            # Event-carried state: a CourseUpdated opens the course too if its CoursePublished never came.
+            book = CourseBook.open(
+                data.course_id, course.capacity, course.starts_at, course.registration_deadline
+            )
+            await self.books.add(conn, book)
+        await apply_requests(
+            conn, self.books, [_facts_request(delivery, data.course_id, course, data.occurred_at)]
+        )
+
+    async def on_deadline(self, conn: Connection, delivery: Delivery) -> None:
+        data = delivery.event.data
+        if not isinstance(data, contract.DeadlinePassed):
+            return
+        await apply_requests(
+            conn,
+            self.books,
+            [
+                Request(
+                    course_id=data.course_id,
+                    event_id=delivery.event.id,
+                    command=PassDeadline(deadline=data.due_at, at=data.fired_at),
+                    trace_headers=delivery.trace_headers,
+                )
+            ],
+        )
+
+
+def _facts_request(
+    delivery: Delivery, course_id: UUID, course: contract.CourseSnapshot | None, at: datetime
+) -> Request:
+    """A catalogue fact as a request; `course` None means the course was cancelled."""
+    if course is None:
+        facts = CourseFacts(capacity=0, starts_at=at, deadline=at, cancelled=True, at=at)
+    else:
+        facts = CourseFacts(
+            capacity=course.capacity,
+            starts_at=course.starts_at,
+            deadline=course.registration_deadline,
+            cancelled=course.status == "cancelled",
+            at=at,
+        )
+    return Request(
+        course_id=course_id, event_id=delivery.event.id, command=facts, trace_headers=delivery.trace_headers
+    )

@@ -1,0 +1,292 @@
+"""The allocation use case: apply a batch of requests to the courses' seat books inside ONE transaction.
+
+Used by every writer of seat books: the allocator (intake topic), the course projection (catalogue facts)
+and the deadline consumer. Each runs inside the transaction the runtime opened for the batch (inbox rows
+included), so the book changes, the outcome events in the outbox and the inbox commit together or not
+at all. Course rows are locked `FOR UPDATE`: the database serialises these writers per course, and its
+guards (migration 0001) stay the last line of defence against overbooking.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from komponent_contracts import CloudEvent, Event
+from komponent_contracts import events as contract
+from komponent_runtime import outbox
+from komponent_runtime.database import Connection
+
+from komponent_registration.adapters.repository import (
+    CourseBooks,
+    Source,
+    record_refusals,
+    registration_details,
+)
+from komponent_registration.domain import events as domain
+from komponent_registration.domain.commands import (
+    Cancel,
+    CancelCourse,
+    ChangeCapacity,
+    CourseCommand,
+    Register,
+    RescheduleCourse,
+    Substitute,
+)
+from komponent_registration.domain.course_book import CourseBook, CourseStatus, reject_for_unknown_course
+from komponent_registration.domain.events import RejectionReason
+
+SOURCE = "/registration"
+# Outcome event ids are derived from the request's event id and the outcome's index, so a batch that is
+# rolled back and applied again (or replayed after a crash) produces the same ids: consumers drop repeats.
+_OUTCOME_NAMESPACE = uuid.UUID("2f9c1b7e-6a0d-4f5e-9b3c-8d7e6f5a4b3c")
+
+
+@dataclass(frozen=True, slots=True)
+class CourseFacts:
+    """What the catalogue now says a course is. Turned into domain commands against the book's state."""
+
+    capacity: int
+    starts_at: datetime
+    deadline: datetime
+    cancelled: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One thing to apply to one course, with the event it came from and the trace its effects continue."""
+
+    course_id: UUID
+    event_id: UUID
+    command: CourseCommand | CourseFacts
+    trace_headers: dict[str, str] = field(default_factory=dict)
+    source: Source | None = None  # registrations: their place in the partition (FCFS audit)
+    payload: contract.RegistrationReceived | contract.SubstitutionRequested | None = None
+
+
+People = tuple[contract.Participant, contract.Buyer]
+
+
+def _commands_for(book: CourseBook, facts: CourseFacts) -> list[CourseCommand]:
+    if facts.cancelled:
+        return [CancelCourse(facts.at)]
+    state = book.state()
+    commands: list[CourseCommand] = []
+    if (facts.starts_at, facts.deadline) != (state.starts_at, state.deadline):
+        commands.append(RescheduleCourse(facts.starts_at, facts.deadline, facts.at))
+    if facts.capacity != state.capacity:
+        # After the reschedule, so promotions it causes already know whether the deadline has passed.
+        commands.append(ChangeCapacity(facts.capacity, facts.at))
+    return commands
+
+
+def _handle(book: CourseBook | None, request: Request) -> list[domain.CourseEvent]:
+    command = request.command
+    if book is None:
+        # The projection has no such course (not yet published, or never): nothing to hold a seat in.
+        if isinstance(command, Register):
+            return [reject_for_unknown_course(request.course_id, command)]
+        if isinstance(command, Cancel):
+            return [
+                domain.CancellationRejected(
+                    request.course_id,
+                    command.registration_id,
+                    RejectionReason.UNKNOWN_REGISTRATION,
+                    command.at,
+                )
+            ]
+        if isinstance(command, Substitute):
+            return [
+                domain.SubstitutionRejected(
+                    request.course_id,
+                    command.registration_id,
+                    RejectionReason.UNKNOWN_REGISTRATION,
+                    command.at,
+                )
+            ]
+        return []
+    if isinstance(command, CourseFacts):
+        if book.status is CourseStatus.CANCELLED:
+            return []  # a cancelled course stays cancelled; later facts change nothing
+        return book.handle_all(_commands_for(book, command))
+    return book.handle(command)
+
+
+async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequence[Request]) -> None:
+    """Apply requests in the order given (the partition order) and write everything they caused."""
+    by_course: dict[UUID, list[Request]] = {}
+    referenced: set[UUID] = set()
+    for request in requests:
+        by_course.setdefault(request.course_id, []).append(request)
+        if isinstance(request.command, Register | Cancel | Substitute):
+            referenced.add(request.command.registration_id)
+    locked = await books.lock(conn, by_course, referenced)
+
+    answered: list[tuple[Request, list[domain.CourseEvent]]] = []
+    for course_id, course_requests in by_course.items():
+        book = locked.get(course_id)
+        answered.extend((request, _handle(book, request)) for request in course_requests)
+
+    # Participant and buyer travel in the outcome events (no lookups downstream): new ones come from the
+    # batch itself, those of earlier registrations from their rows.
+    people: dict[UUID, People] = {}
+    sources: dict[UUID, Source] = {}
+    details: dict[UUID, dict[str, Any]] = {}
+    for request in requests:
+        payload = request.payload
+        if isinstance(payload, contract.RegistrationReceived) and request.source is not None:
+            people.setdefault(payload.registration_id, (payload.participant, payload.buyer))
+            sources.setdefault(payload.registration_id, request.source)
+    needed = {
+        e.registration_id
+        for _, outcomes in answered
+        for e in outcomes
+        if isinstance(
+            e, domain.RegistrationPromoted | domain.RegistrationCancelled | domain.ParticipantSubstituted
+        )
+    } - people.keys()
+    if needed:
+        for registration_id, stored in (await registration_details(conn, needed)).items():
+            people[registration_id] = (
+                contract.Participant.model_validate(stored["participant"]),
+                contract.Buyer.model_validate(stored["buyer"]),
+            )
+
+    changed = {cid for cid, book in locked.items() if not book.pending_changes().is_empty}
+    out: list[tuple[CloudEvent[Event], dict[str, str]]] = []
+    refusals: list[tuple[UUID, UUID, str, UUID | None, datetime]] = []
+    for request, outcomes in answered:
+        for index, outcome in enumerate(outcomes):
+            event = _to_contract(outcome, request, people, details, refusals)
+            if event is not None:
+                event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{request.event_id}/{index}")
+                out.append((CloudEvent(event, source=SOURCE, id=event_id), request.trace_headers))
+
+    for request in requests:
+        payload = request.payload
+        if isinstance(payload, contract.RegistrationReceived) and payload.registration_id not in details:
+            details[payload.registration_id] = {
+                "participant": payload.participant.model_dump(mode="json"),
+                "buyer": payload.buyer.model_dump(mode="json"),
+                "terms_version": payload.terms_version,
+            }
+    await books.save(conn, list(locked.values()), sources, details)
+    await record_refusals(conn, refusals)
+
+    # One seat count per course per batch, whatever the batch did: the catalogue shows "seats left"
+    # from it and keeps the highest version, so it never goes backwards.
+    for course_id in changed:
+        book = locked[course_id]
+        state = book.state()
+        last = next(r for r in reversed(by_course[course_id]))
+        seats = contract.CourseSeatsChanged(
+            course_id=course_id,
+            capacity=state.capacity,
+            seats_taken=state.seats_taken,
+            waiting_list_length=len(book.waiting_list()),
+            version=state.version,
+            occurred_at=last.command.at,
+        )
+        event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{course_id}/seats/{state.version}")
+        out.append((CloudEvent(seats, source=SOURCE, id=event_id), last.trace_headers))
+    await outbox.enqueue_traced(conn, out)
+
+
+def _to_contract(
+    outcome: domain.CourseEvent,
+    request: Request,
+    people: dict[UUID, People],
+    details: dict[UUID, dict[str, Any]],
+    refusals: list[tuple[UUID, UUID, str, UUID | None, datetime]],
+) -> Event | None:
+    ids: dict[str, Any] = {
+        "registration_id": outcome.registration_id,
+        "course_id": outcome.course_id,
+        "occurred_at": outcome.at,
+    }
+    match outcome:
+        case domain.RegistrationConfirmed():
+            participant, buyer = people[outcome.registration_id]
+            return contract.RegistrationConfirmed(
+                **ids, participant=participant, buyer=buyer, binding=outcome.binding
+            )
+        case domain.RegistrationWaitlisted():
+            return contract.RegistrationWaitlisted(
+                **ids, participant=people[outcome.registration_id][0], position=outcome.position
+            )
+        case domain.RegistrationPromoted():
+            participant, buyer = people[outcome.registration_id]
+            return contract.RegistrationPromoted(
+                **ids, participant=participant, buyer=buyer, binding=outcome.binding
+            )
+        case domain.RegistrationBecameBinding():
+            return contract.RegistrationBecameBinding(**ids)
+        case domain.RegistrationCancelled():
+            return contract.RegistrationCancelled(
+                **ids,
+                participant=people[outcome.registration_id][0],
+                binding=outcome.binding,
+                was_waitlisted=not outcome.freed_seat,
+                by_course_cancellation=outcome.cause is domain.CancellationCause.COURSE_CANCELLED,
+            )
+        case domain.ParticipantSubstituted():
+            previous_participant, previous_buyer = people[outcome.registration_id]
+            payload = request.payload
+            assert isinstance(payload, contract.SubstitutionRequested)
+            new_buyer = payload.new_buyer or previous_buyer
+            people[outcome.registration_id] = (payload.new_participant, new_buyer)
+            previous_details = details.get(outcome.registration_id, {})
+            details[outcome.registration_id] = {
+                **previous_details,
+                "participant": payload.new_participant.model_dump(mode="json"),
+                "buyer": new_buyer.model_dump(mode="json"),
+            }
+            return contract.ParticipantSubstituted(
+                **ids,
+                previous_participant=previous_participant,
+                new_participant=payload.new_participant,
+                previous_buyer=previous_buyer,
+                new_buyer=new_buyer,
+                binding=True,  # the domain allows substitution only of binding registrations
+            )
+        case domain.RegistrationDuplicate():
+            if outcome.existing_registration_id == outcome.registration_id:
+                return None  # the same registration delivered again: it already has its answer
+            refusals.append(
+                (
+                    outcome.registration_id,
+                    outcome.course_id,
+                    "already_registered",
+                    outcome.existing_registration_id,
+                    outcome.at,
+                )
+            )
+            return contract.RegistrationRequestRefused(
+                **ids,
+                request="registration",
+                reason="already_registered",
+                existing_registration_id=outcome.existing_registration_id,
+            )
+        case domain.RegistrationRejected():
+            refusals.append(
+                (outcome.registration_id, outcome.course_id, outcome.reason.value, None, outcome.at)
+            )
+            return contract.RegistrationRejected(**ids, reason=outcome.reason.value)
+        case domain.CancellationRejected():
+            return contract.RegistrationRequestRefused(
+                **ids,
+                request="cancellation",
+                reason=outcome.reason.value,
+            )
+        case domain.SubstitutionRejected():
+            return contract.RegistrationRequestRefused(
+                **ids,
+                request="substitution",
+                reason=outcome.reason.value,
+            )
+    return None
