@@ -172,11 +172,12 @@ class CourseBooks:
         books: Sequence[CourseBook],
         sources: Mapping[UUID, Source],
         details: Mapping[UUID, dict[str, Any]],
-    ) -> None:
+    ) -> set[UUID]:
         """Write what a batch changed in every book: COPY for new registrations, one pipelined statement
         for changed ones, and one statement for all course rows guarded by their expected version.
 
-        `details` holds the participant/buyer payload of new registrations and of substituted ones."""
+        `details` holds the participant/buyer payload of new registrations and of substituted ones.
+        Returns the ids of the courses whose row was written (a new version)."""
         inserted: list[tuple[Any, ...]] = []
         updated: list[tuple[Any, ...]] = []
         courses: list[tuple[Any, ...]] = []
@@ -267,6 +268,7 @@ class CourseBooks:
                 row_token = self._locked_tokens.get(book.course_id)
                 if row_token is not None and book.pending_changes().is_empty:
                     self._cache[book.course_id] = (row_token, book)
+        return set(tokens)
 
     def forget(self, course_ids: Iterable[UUID]) -> None:
         for course_id in course_ids:

@@ -157,7 +157,6 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 contract.Buyer.model_validate(stored["buyer"]),
             )
 
-    changed = {cid for cid, book in locked.items() if not book.pending_changes().is_empty}
     out: list[tuple[CloudEvent[Event], dict[str, str]]] = []
     refusals: list[tuple[UUID, UUID, str, UUID | None, datetime]] = []
     for request, outcomes in answered:
@@ -175,7 +174,7 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 "buyer": payload.buyer.model_dump(mode="json"),
                 "terms_version": payload.terms_version,
             }
-    await books.save(conn, list(locked.values()), sources, details)
+    changed = await books.save(conn, list(locked.values()), sources, details)
     await record_refusals(conn, refusals)
 
     # One seat count per course per batch, whatever the batch did: the catalogue shows "seats left"
