@@ -39,6 +39,9 @@ class NotificationSettings(BaseSettings):
     retry_max_attempts: int = Field(
         DURABLE_RETRY.max_attempts, ge=1, validation_alias="NOTIFY_RETRY_MAX_ATTEMPTS"
     )
+    # Messages accepted by SMTP whose verdict may not be committed yet (the duplicates one crash can
+    # cause). 0: twice the pool size (throughput); the pool size or 1 trades speed for fewer duplicates.
+    in_flight: int = Field(0, ge=0, validation_alias="NOTIFY_IN_FLIGHT")
     course_wait_seconds: float = Field(6 * 3600, gt=0, validation_alias="NOTIFY_COURSE_WAIT_SECONDS")
 
     def smtp(self) -> SmtpSettings:
@@ -77,5 +80,5 @@ class NotificationSettings(BaseSettings):
                 max_delay=timedelta(seconds=max(self.retry_max_seconds, self.retry_base_seconds)),
             ),
             course_wait=timedelta(seconds=self.course_wait_seconds),
-            in_flight=self.smtp_pool_size,
+            in_flight=self.in_flight or 2 * self.smtp_pool_size,
         )

@@ -12,6 +12,7 @@ a METHOD:CANCEL replaces/removes the entries an earlier email added instead of d
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import icalendar
 
@@ -35,6 +36,19 @@ def course_calendar(
 ) -> bytes:
     if intent is CalendarIntent.NONE:
         raise ValueError("no calendar for this email")
+    # Everything but DTSTAMP is the same for every participant of a course revision, and building it
+    # (the VTIMEZONE above all) costs more than sending the message: build once per revision, stamp per send.
+    stamp = stamped_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ").encode()
+    return _calendar(course, intent, uid_domain).replace(_PLACEHOLDER_STAMP, b"DTSTAMP:" + stamp)
+
+
+_PLACEHOLDER = datetime(1970, 1, 1, tzinfo=UTC)
+_PLACEHOLDER_STAMP = b"DTSTAMP:19700101T000000Z"
+
+
+@lru_cache(maxsize=256)
+def _calendar(course: CourseSnapshot, intent: CalendarIntent, uid_domain: str) -> bytes:
+    stamped_at = _PLACEHOLDER
     cancelling = intent is CalendarIntent.CANCEL
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)

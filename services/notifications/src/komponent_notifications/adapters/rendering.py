@@ -48,6 +48,9 @@ def build_environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates ship inside the package and never change while the process runs; without this Jinja
+        # stat()s every template file on every render.
+        auto_reload=False,
     )
     env.filters.update(
         kroner=danish_format.kroner,

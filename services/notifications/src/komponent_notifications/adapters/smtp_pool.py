@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -102,7 +102,7 @@ class SmtpPool:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def deliver(self, message: EmailMessage) -> SendResult:
+    async def deliver(self, message: Message) -> SendResult:
         """Send with bounded in-process retries of transient failures.
 
         The in-process retries cover short blips (greylisting, a relay restart). What is still transient
@@ -117,7 +117,7 @@ class SmtpPool:
             attempt += 1
             await self._sleep(self._retry.delay_before(attempt, self._jitter()).total_seconds())
 
-    async def send_once(self, message: EmailMessage) -> SendResult:
+    async def send_once(self, message: Message) -> SendResult:
         if self._closed:
             raise RuntimeError("SMTP pool is closed")
         slot = await self._slots.get()
@@ -180,7 +180,7 @@ class SmtpPool:
         self.connections_opened += 1
         return _Connection(client, last_used=self._monotonic())
 
-    async def _send_on(self, connection: _Connection, message: EmailMessage) -> tuple[SendResult, bool]:
+    async def _send_on(self, connection: _Connection, message: Message) -> tuple[SendResult, bool]:
         """One SMTP transaction. Returns the verdict and whether the connection may be reused."""
         try:
             _, reply = await connection.client.send_message(

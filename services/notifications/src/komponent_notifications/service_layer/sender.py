@@ -16,7 +16,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,7 +30,7 @@ from ..adapters import repository as repo
 from ..adapters.billing_documents import DocumentSource, DocumentUnavailable
 from ..adapters.mime import MimeComposer
 from ..adapters.smtp_pool import SendResult
-from ..domain.course import ContactPerson
+from ..domain.course import ContactPerson, CourseSnapshot
 from ..domain.emails import EmailKind, PdfDocument
 from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy
 from .building import NEEDS_PDF, build_email, stored_event
@@ -60,7 +60,7 @@ DURABLE_RETRY = RetryPolicy(
 
 
 class MailTransport(Protocol):
-    async def send_once(self, message: EmailMessage) -> SendResult: ...
+    async def send_once(self, message: Message) -> SendResult: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,10 @@ class SenderConfig:
     # Bound on waiting for a course's snapshot that has not arrived (course events on another topic).
     course_wait: timedelta = timedelta(hours=6)
     source: str = "/notifications"
-    in_flight: int = 4  # messages between SMTP and their recorded verdict: set to the SMTP pool size
+    # Lanes: messages between their SMTP transaction and their committed verdict. This is the most one
+    # crash can duplicate. Default twice the SMTP pool: a connection sends the next message while the
+    # previous verdict commits (one lane per connection would leave it idle for every commit).
+    in_flight: int = 8
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class EmailSender:
     config: SenderConfig = field(default_factory=SenderConfig)
     jitter: Callable[[], float] = random.random
     stats: SenderStats = field(default_factory=SenderStats)
+    _courses: dict[tuple[Any, int, str], CourseSnapshot] = field(default_factory=dict, repr=False)
 
     async def run(self) -> None:
         """Forever: drain what is due, then poll. Database trouble is waited out, never fatal."""
@@ -125,20 +129,36 @@ class EmailSender:
         if not rows:
             return 0
         recorder = _Recorder(self._record)
-        # A lane is held from the SMTP transaction until its verdict is committed: at most `in_flight`
-        # messages are ever accepted by SMTP but not yet recorded, which bounds the duplicates one crash
-        # can cause (one per lane; lanes = pool size by default). Verdicts of all lanes share commits.
-        lanes = asyncio.Semaphore(self.config.in_flight)
+        # Composing is CPU work on this event loop, sending is mostly waiting for the server: compose
+        # ahead into a short queue so the connections never wait for a message to be composed.
+        ready: asyncio.Queue[tuple[Any, Message | _Verdict] | None] = asyncio.Queue(
+            maxsize=2 * self.config.in_flight
+        )
 
-        async def one(row: Any) -> None:
-            async with lanes:
-                verdict = await self._deliver(row, courses.get(row["course_id"]))
+        async def compose_ahead() -> None:
+            for row in rows:
+                await ready.put((row, await self._prepare(row, courses.get(row["course_id"]))))
+            for _ in range(self.config.in_flight):
+                await ready.put(None)
+
+        # A lane owns a message from its SMTP transaction until its verdict is committed: at most
+        # `in_flight` messages are ever accepted by SMTP but not yet recorded, which bounds the duplicates
+        # one crash can cause. Verdicts of all lanes share commits.
+        async def lane() -> None:
+            while (item := await ready.get()) is not None:
+                row, prepared = item
+                if isinstance(prepared, _Verdict):
+                    verdict = prepared
+                else:
+                    result = await self.transport.send_once(prepared)
+                    verdict = _Verdict(result.outcome, result.code, result.reply[:500])
                 await recorder.record(row, verdict)
 
-        await asyncio.gather(*(one(row) for row in rows))
+        await asyncio.gather(compose_ahead(), *(lane() for _ in range(self.config.in_flight)))
         return len(rows)
 
-    async def _deliver(self, row: Any, course: repo.KnownCourse | None) -> _Verdict:
+    async def _prepare(self, row: Any, course: repo.KnownCourse | None) -> Message | _Verdict:
+        """The composed message, or the verdict when it cannot be sent now (no course, no PDF) or ever."""
         if course is None:
             return _Verdict(DeliveryOutcome.TRANSIENT, None, "waiting for the course snapshot", False)
         kind = EmailKind(row["kind"])
@@ -152,18 +172,28 @@ class EmailSender:
                 kind,
                 row["event_id"],
                 render_data,
-                mapping.course_snapshot(
-                    course.snapshot, revision=course.revision, fallback_contact=self.fallback_contact
-                ),
+                self._course(course),
                 cancel_reason=course.cancel_reason,
                 pdf=pdf,
             )
-            message = self.composer.compose(email, now=self.clock.now())
+            return self.composer.compose(email, now=self.clock.now())
         except Exception as exc:  # a bug or impossible data: resending cannot help, a human must look
             log.exception("email could not be composed", extra={"email_id": str(row["email_id"])})
             return _Verdict(DeliveryOutcome.PERMANENT, None, f"not composable: {type(exc).__name__}", False)
-        result = await self.transport.send_once(message)
-        return _Verdict(result.outcome, result.code, result.reply[:500])
+
+    def _course(self, course: repo.KnownCourse) -> CourseSnapshot:
+        # Mapped once per course revision, not per email: every participant of a course shares it (and
+        # the calendar file cached on it).
+        key = (course.snapshot.course_id, course.revision, course.cancel_reason)
+        mapped = self._courses.get(key)
+        if mapped is None:
+            if len(self._courses) > 256:
+                self._courses.clear()
+            mapped = mapping.course_snapshot(
+                course.snapshot, revision=course.revision, fallback_contact=self.fallback_contact
+            )
+            self._courses[key] = mapped
+        return mapped
 
     async def _pdf(self, kind: EmailKind, render_data: dict[str, Any]) -> PdfDocument | None:
         if kind not in NEEDS_PDF:
@@ -189,9 +219,20 @@ class EmailSender:
                 failed.append(entry)
                 outcomes.append(self._outcome_event(row, verdict, sent=False))
         async with self.pool.acquire() as conn, conn.transaction():
-            await repo.mark_sent(conn, sent)
-            await repo.mark_failed(conn, failed)
-            await repo.reschedule(conn, later)
+            # No wait for the WAL flush: if *this* process dies the commit is still durable (PostgreSQL
+            # flushes it within wal_writer_delay); only a PostgreSQL crash can lose the last moment of
+            # verdicts, and then their rows are still claimed with attempts > outcomes: sent again after
+            # the lease and counted as possible duplicates, exactly like a crash of ours. Never lost.
+            # The claim (which counts the attempt) stays synchronous. Lanes wait for this commit, so a
+            # disk flush per group was the sender's slowest step.
+            await conn.execute("SET LOCAL synchronous_commit TO off")
+            # Only the statements this group needs: every round trip here is time a lane waits.
+            if sent:
+                await repo.mark_sent(conn, sent)
+            if failed:
+                await repo.mark_failed(conn, failed)
+            if later:
+                await repo.reschedule(conn, later)
             await outbox.enqueue(conn, outcomes)
         self.stats.sent += len(sent)
         self.stats.failed += len(failed)
