@@ -8,19 +8,22 @@
 # scripts also work from an exported tarball and from any working directory. `pwd -P` resolves
 # symlinks so the same checkout always yields the same path (the PostgreSQL fallback hashes it).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
-VAR="$ROOT/var"
+# KOMPONENT_VAR_DIR moves the whole stack's state elsewhere, e.g. a private stack for the fault tests.
+VAR="${KOMPONENT_VAR_DIR:-$ROOT/var}"
 LOCAL_DIR="$ROOT/deploy/local"
 export ROOT VAR LOCAL_DIR
 
-# Fixed local ports: one place, mirrored by env.sh. They avoid the well-known defaults (9092, 5432, 25)
-# so a system Kafka/PostgreSQL/MTA on the same machine never collides with the dev stack.
+# Local ports: one place, mirrored by env.sh. They avoid the well-known defaults (9092, 5432, 25)
+# so a system Kafka/PostgreSQL/MTA on the same machine never collides with the dev stack. The
+# environment may override the ports (together with KOMPONENT_VAR_DIR) to run a second, private stack,
+# e.g. tests/faults/ which kills its own broker and database; the defaults are the shared dev stack.
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=19092
-KAFKA_CONTROLLER_PORT=19093
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 PG_HOST=127.0.0.1
-PG_PORT=55432
+PG_PORT="${PG_PORT:-55432}"
 SMTP_HOST=127.0.0.1
-SMTP_PORT=2525
+SMTP_PORT="${SMTP_PORT:-2525}"
 
 COMPONENT="${COMPONENT:-local}"
 

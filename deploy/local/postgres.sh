@@ -57,7 +57,10 @@ resolve_base() {
     PGBASE="$PG_LINK"
   else
     # The postgres user cannot traverse the checkout path: keep the cluster somewhere it can.
-    PGBASE="/var/tmp/komponent-pg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    # Hash the checkout path for the default var/ (unchanged), the var folder for a private stack.
+    local key="$ROOT"
+    [[ "$VAR" == "$ROOT/var" ]] || key="$VAR"
+    PGBASE="/var/tmp/komponent-pg-$(printf '%s' "$key" | sha256sum | cut -c1-12)"
     log "postgres cannot reach $VAR; keeping the cluster in $PGBASE (var/postgres links to it)"
     ln -sfn "$PGBASE" "$PG_LINK"
   fi
