@@ -99,9 +99,11 @@ async def test_one_registration_gives_one_confirmation_email_in_one_trace(platfo
         smtp_sent = any(s.trace_id == trace_id and "smtp" in s.name.lower() for s in platform.otlp.snapshot())
         return wanted <= services and smtp_sent
 
-    await wait_until(
-        trace_complete, timeout=30, what=f"spans of {wanted} and the SMTP send in trace {trace_id}"
-    )
+    try:
+        await wait_until(trace_complete, timeout=30, what=f"spans of {wanted} and the SMTP send in trace {trace_id}")
+    except AssertionError as exc:
+        seen = sorted({(s.service, s.name) for s in platform.otlp.snapshot() if s.trace_id == trace_id})
+        raise AssertionError(f"{exc}; spans in the trace: {seen}") from None
     spans = [s for s in platform.otlp.snapshot() if s.trace_id == trace_id]
     by_id = {s.span_id: s for s in spans}
     roots = [s for s in spans if s.parent_span_id not in by_id]

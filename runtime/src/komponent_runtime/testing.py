@@ -218,7 +218,7 @@ class ServiceProcess:
                 [sys.executable, "-m", f"komponent_{name}"], env=full_env, stdout=log, stderr=log
             )
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
+    async def wait_ready(self, timeout: float = 120.0) -> None:
         import httpx
 
         async def ready() -> bool:

@@ -50,7 +50,7 @@ def wire(rt: Runtime) -> ServiceParts:
         pool=rt.pool,
         transport=SmtpPool(settings.smtp()),
         composer=MimeComposer(settings.identity(), EmailRenderer()),
-        documents=HttpBillingDocuments(settings.billing_url),
+        documents=HttpBillingDocuments(settings.billing_url, settings.billing_api_key),
         clock=rt.clock,
         fallback_contact=settings.fallback_contact(),
         config=settings.sender(),

@@ -25,6 +25,8 @@ class NotificationSettings(BaseSettings):
     smtp_pool_size: int = Field(4, ge=1, validation_alias="SMTP_POOL_SIZE")
     smtp_timeout_seconds: float = Field(30.0, validation_alias="SMTP_TIMEOUT_SECONDS")
     billing_url: str = Field("http://127.0.0.1:8003", validation_alias="BILLING_URL")
+    # This service's key at billing (scope `billing:documents`), to fetch invoice PDFs.
+    billing_api_key: str = Field("", validation_alias="BILLING_API_KEY")
     mail_from: str = Field("kurser@komponent.dk", validation_alias="MAIL_FROM")
     mail_from_name: str = Field("Komponent", validation_alias="MAIL_FROM_NAME")
     message_id_domain: str = Field("mail.komponent.dk", validation_alias="MAIL_MESSAGE_ID_DOMAIN")
@@ -39,9 +41,10 @@ class NotificationSettings(BaseSettings):
     retry_max_attempts: int = Field(
         DURABLE_RETRY.max_attempts, ge=1, validation_alias="NOTIFY_RETRY_MAX_ATTEMPTS"
     )
-    # Messages accepted by SMTP whose verdict may not be committed yet (the duplicates one crash can
-    # cause). 0: twice the pool size (throughput); the pool size or 1 trades speed for fewer duplicates.
-    in_flight: int = Field(0, ge=0, validation_alias="NOTIFY_IN_FLIGHT")
+    # Messages accepted by SMTP whose verdict may not be committed yet: the duplicates one crash can
+    # cause. Default 1, our promise of at most one duplicate per crash; 0 means twice the pool size
+    # (more throughput, up to that many duplicates per crash).
+    in_flight: int = Field(1, ge=0, validation_alias="NOTIFY_IN_FLIGHT")
     course_wait_seconds: float = Field(6 * 3600, gt=0, validation_alias="NOTIFY_COURSE_WAIT_SECONDS")
 
     def smtp(self) -> SmtpSettings:

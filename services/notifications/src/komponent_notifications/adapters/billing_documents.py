@@ -21,8 +21,13 @@ class DocumentSource(Protocol):
 
 
 class HttpBillingDocuments:
-    def __init__(self, base_url: str, *, timeout_seconds: float = 10.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_seconds)
+    def __init__(self, base_url: str, api_key: str, *, timeout_seconds: float = 10.0) -> None:
+        # Billing serves documents only to callers holding the `billing:documents` scope.
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout_seconds,
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+        )
 
     async def pdf(self, pdf_url: str) -> bytes:
         try:

@@ -59,6 +59,16 @@ def long_datetime(moment: datetime) -> str:
     return f"{long_date(moment)} kl. {clock(moment)}"
 
 
+def time_span(starts_at: datetime, ends_at: datetime) -> str:
+    """`Onsdag den 3. maj 2023 kl. 11:30–16:00`, or across days
+    `Onsdag den 3. maj 2023 kl. 11:30 – torsdag den 4. maj 2023 kl. 14:00` (a session may span days)."""
+    if local(starts_at).date() == local(ends_at).date():
+        text = f"{long_date(starts_at)} kl. {clock(starts_at)}–{clock(ends_at)}"
+    else:
+        text = f"{long_datetime(starts_at)} – {long_datetime(ends_at)}"
+    return text[0].upper() + text[1:]
+
+
 def short_date(day: date | datetime) -> str:
     """`03.05.2023`, the form used on invoices and course pages."""
     if isinstance(day, datetime):

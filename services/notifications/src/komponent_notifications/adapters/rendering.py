@@ -57,6 +57,7 @@ def build_environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
         long_date=danish_format.long_date,
         long_datetime=danish_format.long_datetime,
         clock=danish_format.clock,
+        time_span=danish_format.time_span,
         short_date=danish_format.short_date,
     )
     return env

@@ -157,15 +157,22 @@ async def invoice(conn: Connection, document_id: UUID) -> ev.InvoiceIssued | Non
 
 
 async def add_to_ledger(
-    conn: Connection, planned: Sequence[PlannedEmail], message_id_domain: str, resend_of: int | None = None
+    conn: Connection,
+    planned: Sequence[PlannedEmail],
+    message_id_domain: str,
+    resend_of: int | None = None,
+    trace_headers: dict[str, str] | None = None,
 ) -> list[int]:
-    """Insert pending rows; a row already planned for the same key is left alone. Returns new row ids."""
+    """Insert pending rows; a row already planned for the same key is left alone. Returns new row ids.
+
+    `trace_headers` (W3C) of the planning event are kept so the SMTP send joins its trace."""
     ids: list[int] = []
+    trace = trace_headers or {}
     for p in planned:
         row_id = await conn.fetchval(
             "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
-            " registration_id, document_number, render_data, message_id, resend_of)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)"
+            " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)"
             " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id",
             p.key.message_uuid,
             p.event_id,
@@ -178,6 +185,8 @@ async def add_to_ledger(
             json.dumps(p.render_data),
             p.key.message_id(message_id_domain),
             resend_of,
+            trace.get("traceparent"),
+            trace.get("tracestate"),
         )
         if row_id is not None:
             ids.append(row_id)
@@ -187,7 +196,7 @@ async def add_to_ledger(
 LEDGER_COLUMNS = (
     "id, email_id, event_id, recipient, kind, caused_by, course_id, registration_id, document_number,"
     " render_data, message_id, status, attempts, outcomes, next_attempt_at, last_code, last_reply,"
-    " resend_of, created_at, sent_at, failed_at"
+    " resend_of, created_at, sent_at, failed_at, traceparent, tracestate"
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from komponent_runtime.telemetry import current_trace_headers
 
 from ..adapters import repository as repo
 from ..domain.emails import EmailKind
@@ -63,7 +64,13 @@ async def resend(pool: asyncpg.Pool, email_id: UUID, message_id_domain: str) -> 
             document_number=original["document_number"],
             caused_by=original["caused_by"],
         )
-        await repo.add_to_ledger(conn, [planned], message_id_domain, resend_of=original["id"])
+        await repo.add_to_ledger(
+            conn,
+            [planned],
+            message_id_domain,
+            resend_of=original["id"],
+            trace_headers=current_trace_headers(),
+        )
         row = await repo.email(conn, planned.key.message_uuid)
     return entry(row)
 

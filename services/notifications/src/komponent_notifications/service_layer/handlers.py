@@ -105,7 +105,9 @@ class Handlers:
 
     async def _plan(self, conn: Connection, planned: list[PlannedEmail], delivery: Delivery) -> None:
         if planned:
-            added = await repo.add_to_ledger(conn, planned, self.message_id_domain)
+            added = await repo.add_to_ledger(
+                conn, planned, self.message_id_domain, trace_headers=delivery.trace_headers
+            )
             log.info(
                 "emails planned",
                 extra={

@@ -24,6 +24,7 @@ from komponent_contracts import CloudEvent
 from komponent_contracts import events as ev
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
+from opentelemetry import propagate, trace
 
 from ..adapters import contract_mapping as mapping
 from ..adapters import repository as repo
@@ -34,6 +35,8 @@ from ..domain.course import ContactPerson, CourseSnapshot
 from ..domain.emails import EmailKind, PdfDocument
 from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy
 from .building import NEEDS_PDF, build_email, stored_event
+
+_tracer = trace.get_tracer("komponent_notifications.sender")
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +153,10 @@ class EmailSender:
                 if isinstance(prepared, _Verdict):
                     verdict = prepared
                 else:
-                    result = await self.transport.send_once(prepared)
+                    with _smtp_span(row) as span:
+                        result = await self.transport.send_once(prepared)
+                        span.set_attribute("smtp.reply_code", result.code or 0)
+                        span.set_attribute("email.outcome", result.outcome.value)
                     verdict = _Verdict(result.outcome, result.code, result.reply[:500])
                 await recorder.record(row, verdict)
 
@@ -211,13 +217,13 @@ class EmailSender:
             entry = (row["id"], verdict.code, verdict.reply)
             if verdict.outcome is DeliveryOutcome.ACCEPTED:
                 sent.append(entry)
-                outcomes.append(self._outcome_event(row, verdict, sent=True))
+                outcomes.append((self._outcome_event(row, verdict, sent=True), _trace_of(row)))
             elif verdict.outcome is DeliveryOutcome.TRANSIENT and self._may_retry(row, verdict, now):
                 delay = self.config.retry.delay_before(row["attempts"] + 1, self.jitter())
                 later.append((*entry, delay.total_seconds()))
             else:
                 failed.append(entry)
-                outcomes.append(self._outcome_event(row, verdict, sent=False))
+                outcomes.append((self._outcome_event(row, verdict, sent=False), _trace_of(row)))
         async with self.pool.acquire() as conn, conn.transaction():
             # No wait for the WAL flush: if *this* process dies the commit is still durable (PostgreSQL
             # flushes it within wal_writer_delay); only a PostgreSQL crash can lose the last moment of
@@ -233,7 +239,8 @@ class EmailSender:
                 await repo.mark_failed(conn, failed)
             if later:
                 await repo.reschedule(conn, later)
-            await outbox.enqueue(conn, outcomes)
+            # EmailSent/EmailFailed continue the trace of the email they report on.
+            await outbox.enqueue_traced(conn, outcomes)
         self.stats.sent += len(sent)
         self.stats.failed += len(failed)
         self.stats.rescheduled += len(later)
@@ -267,6 +274,26 @@ class EmailSender:
             ev.EmailSent(**common) if sent else ev.EmailFailed(**common, attempts=max(row["attempts"], 1))
         )
         return CloudEvent(data=data, source=self.config.source)
+
+
+def _trace_of(row: Any) -> dict[str, str]:
+    return {k: row[k] for k in ("traceparent", "tracestate") if row[k]}
+
+
+def _smtp_span(row: Any) -> Any:
+    """A CLIENT span for one SMTP transaction, child of the event that planned the email. Ids only:
+    the recipient's address stays out of the span."""
+    return _tracer.start_as_current_span(
+        "smtp send",
+        context=propagate.extract(_trace_of(row)),
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "email.id": str(row["email_id"]),
+            "email.kind": str(row["kind"]),
+            "email.attempt": int(row["attempts"]),
+            "network.protocol.name": "smtp",
+        },
+    )
 
 
 def _json(value: Any) -> dict[str, Any]:
