@@ -212,6 +212,9 @@ class EventConsumer:
 
     async def _process_batch(self, records: list[ConsumerRecord], handler: BatchHandler) -> None:
         deliveries: list[Delivery] = []
+        # Each delivery with its own record: records dead-lettered at parse or of other types have no
+        # delivery, so the two lists do not line up by position.
+        delivered_records: list[ConsumerRecord] = []
         spans = []
         for record in records:
             event = await self._parse(record)
@@ -237,6 +240,7 @@ class EventConsumer:
             carrier: dict[str, str] = {}
             propagate.inject(carrier, context=trace.set_span_in_context(span))
             deliveries.append(Delivery(event, record.topic, record.partition, record.offset, carrier))
+            delivered_records.append(record)
         if not deliveries:
             return
 
@@ -258,10 +262,10 @@ class EventConsumer:
                 self._count_applied(len(unique))
 
         try:
-            await self._with_retries(apply, records, isolate=True)
+            await self._with_retries(apply, delivered_records, isolate=True)
         except _IsolateBatch:
             # Something in the batch keeps failing: apply one by one so only the culprit is dead-lettered.
-            for delivery, record in zip(deliveries, records, strict=False):
+            for delivery, record in zip(deliveries, delivered_records, strict=True):
                 await self._apply_single_of_batch(delivery, record, handler)
         finally:
             for span in spans:
