@@ -103,7 +103,7 @@ def routes(courses: Courses) -> APIRouter:
         q: Annotated[str | None, Query(max_length=200, description="Words in title or page text.")] = None,
         city: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # unbounded overflowed int8: 500
     ) -> list[CourseListItem]:
         """Upcoming published courses, soonest first."""
         views = await courses.upcoming(text=q, city=city, limit=limit, offset=offset)
