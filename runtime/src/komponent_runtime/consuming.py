@@ -133,10 +133,11 @@ class EventConsumer:
         topic: str,
         event_types: set[str] | None = None,
         retry: RetryPolicy | None = None,
+        group_prefix: str = "",
     ) -> None:
         self.broker = broker
         self.pool = pool
-        self.group = f"{service}.{purpose}"
+        self.group = f"{group_prefix}{service}.{purpose}"
         self.topic = topic
         self.event_types = event_types
         self.retry = retry or RetryPolicy()

@@ -7,7 +7,11 @@ are not echoed (they may be personal data).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -78,6 +82,89 @@ class _TooLarge(Exception):
     pass
 
 
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
+def _nul_paths(value: Any, path: tuple[str, ...] = ()) -> Iterator[str]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield ".".join(path) or "<body>"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                yield ".".join((*path, key.replace("\x00", "\\u0000")))
+            yield from _nul_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, (*path, str(index)))
+
+
+class RefuseNul:
+    """Refuse text containing NUL (U+0000) with 422 naming the field, before any handler sees it.
+
+    PostgreSQL `text` and `jsonb` cannot hold NUL, so such input would otherwise fail deep inside a use case
+    (500) or, once accepted into an event, in every consumer downstream. Checked: query parameters and JSON
+    bodies (only parsed when the raw body contains an escaped `\\u0000`; a raw NUL byte is invalid JSON and
+    already answered 422 by the request parser)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fields = [
+            name.replace("\x00", "\\u0000") or "<query>"
+            for name, value in parse_qsl(
+                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+            )
+            if "\x00" in name or "\x00" in value
+        ]
+        if "\x00" in scope.get("path", ""):
+            fields.append("<path>")
+        if fields:
+            await _nul_refused(send, fields)
+            return
+        content_type = dict(scope.get("headers") or ()).get(b"content-type", b"")
+        if b"json" not in content_type or scope.get("method") not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        # Buffer the body (BodyLimit, outside this middleware, bounds it) and hand it on unchanged.
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if _ESCAPED_NUL.search(body):
+            try:
+                fields = sorted(set(_nul_paths(json.loads(body))))
+            except ValueError:
+                fields = []  # not JSON: the request parser names the problem
+            if fields:
+                await _nul_refused(send, fields)
+                return
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
+
+
+async def _nul_refused(send: Send, fields: list[str]) -> None:
+    errors = [
+        {"field": f, "rule": "nul_character", "message": "text must not contain the NUL character (U+0000)"}
+        for f in fields
+    ]
+    await send(
+        {"type": "http.response.start", "status": 422, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"errors": errors}).encode()})
+
+
 def make_http_app(
     title: str,
     *,
@@ -108,5 +195,6 @@ def make_http_app(
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=tracer_provider, excluded_urls="health/.*,metrics"
     )
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # added last: outermost, before RefuseNul reads
     return app

@@ -64,6 +64,9 @@ class Runtime:
             purpose=purpose,
             topic=topic_name(topic),
             event_types=event_types,
+            # Isolated topic sets (KAFKA_TOPIC_PREFIX) get isolated groups too: otherwise every platform on
+            # one broker joins the same groups, and each start, stop or kill rebalances all of them.
+            group_prefix=topic_name(""),
         )
         self.consumers.append(consumer)
         return consumer

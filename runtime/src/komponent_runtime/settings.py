@@ -23,6 +23,9 @@ class KafkaSettings(BaseSettings):
     sasl_password: str | None = None
     ssl_cafile: str | None = None
     linger_ms: int = 1
+    # Used when creating topics: 1 on the single local broker; production declares 3 and 2.
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None
 
 
 class DatabaseSettings(BaseSettings):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
