@@ -58,11 +58,14 @@ async def ensure_topics(
 
 
 def main() -> int:
-    replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1"))
-    min_isr = (
-        int(os.environ["KAFKA_MIN_INSYNC_REPLICAS"]) if "KAFKA_MIN_INSYNC_REPLICAS" in os.environ else None
+    settings = KafkaSettings()
+    created = asyncio.run(
+        ensure_topics(
+            settings,
+            replication=settings.replication_factor,
+            min_insync_replicas=settings.min_insync_replicas,
+        )
     )
-    created = asyncio.run(ensure_topics(replication=replication, min_insync_replicas=min_isr))
     print(f"topics created: {len(created)} ({', '.join(created) or 'all existed'})")
     return 0
 
