@@ -95,3 +95,8 @@ def setup_logging(service_name: str, level: str | None = None) -> None:
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
     # aiokafka is chatty at INFO about group membership; warnings still show.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # FastStream installs its own coloured handler at import and stops propagation: route its lines
+    # through ours so every line is JSON with trace ids.
+    faststream_logger = logging.getLogger("faststream")
+    faststream_logger.handlers.clear()
+    faststream_logger.propagate = True
