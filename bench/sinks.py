@@ -1,0 +1,86 @@
+"""Receivers the end-to-end benchmark runs as separate processes (so their CPU is not on the generator's
+event loop and can be counted on their own).
+
+    python bench/sinks.py smtp --port P --out FILE   SMTP server: one line per accepted message,
+                                                     "<accept time_ns> <recipient> ...", written when the
+                                                     DATA is complete, just before the 250 reply
+    python bench/sinks.py otlp --port P              OTLP/HTTP receiver that reads and discards exports
+                                                     (counts requests and bytes, prints them on SIGTERM)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def run_smtp(port: int, out: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    sink = open(out, "a", buffering=1)
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            accepted = time.time_ns()
+            sink.write(f"{accepted} {' '.join(envelope.rcpt_tos)}\n")  # type: ignore[attr-defined]
+            return "250 OK"
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Handler(), hostname="bench-sink", enable_SMTPUTF8=True),
+            host="127.0.0.1",
+            port=port,
+        )
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with server:
+            await stop.wait()
+        sink.close()
+
+    asyncio.run(serve())
+
+
+def run_otlp(port: int) -> None:
+    counts = {"requests": 0, "bytes": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            counts["requests"] += 1
+            counts["bytes"] += len(body)
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+    def stop(*_: object) -> None:
+        print(f"otlp requests={counts['requests']} bytes={counts['bytes']}", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["smtp", "otlp"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    if args.mode == "smtp":
+        run_smtp(args.port, args.out)
+    else:
+        run_otlp(args.port)
