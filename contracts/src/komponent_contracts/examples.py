@@ -25,6 +25,7 @@ from komponent_contracts.events import (
     InvoiceDue,
     InvoiceIssued,
     Participant,
+    ParticipantDataErased,
     ParticipantSubstituted,
     PaymentRegistered,
     PaymentReminderDue,
@@ -217,6 +218,7 @@ def all_examples() -> list[Event]:
             new_buyer=buyer(),
             binding=True,
         ),
+        ParticipantDataErased(course_id=COURSE_ID, registration_ids=[REGISTRATION_ID], erased_at=NOW),
         invoice_issued(),
         CreditNoteIssued(
             **{**invoice_issued().model_dump(), "document_number": "K-2023-00001"},

@@ -18,6 +18,7 @@ from komponent_contracts.events.course import (
 )
 from komponent_contracts.events.email import EmailFailed, EmailKind, EmailSent
 from komponent_contracts.events.registration import (
+    ParticipantDataErased,
     ParticipantSubstituted,
     RegistrationBecameBinding,
     RegistrationCancellationRequested,
@@ -62,6 +63,7 @@ __all__ = [
     "InvoiceDue",
     "InvoiceIssued",
     "Participant",
+    "ParticipantDataErased",
     "ParticipantSubstituted",
     "PaymentRegistered",
     "PaymentReminderDue",

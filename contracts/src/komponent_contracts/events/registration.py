@@ -149,3 +149,18 @@ class RegistrationRequestRefused(_Outcome):
         "not_binding",
     ]
     existing_registration_id: UUID | None = None
+
+
+@register
+class ParticipantDataErased(Event):
+    """A participant's personal data was erased on request (GDPR art. 17) from these registrations of one
+    course. Carries ids only, never the data itself: each consumer anonymises what it holds for the listed
+    registrations (see `komponent_contracts.erasure` for what an anonymised participant looks like) and
+    keeps what the law requires it to keep (billing's issued documents). Keyed by course."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.participant-data-erased.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+
+    course_id: UUID
+    registration_ids: Annotated[list[UUID], Field(min_length=1, max_length=10_000)]
+    erased_at: AwareDatetime
