@@ -36,8 +36,19 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return errors
 
 
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024
+
+
 class BodyLimit:
-    """Reject oversized bodies early (413), before they are read into memory."""
+    """Reject oversized bodies early (413), before they are read into memory; and header floods (431).
+
+    A declared Content-Length over the limit is answered at once. A body without one (chunked) is counted
+    as it arrives: past the limit the 413 is sent right there and the app is told the client went away, so
+    it stops reading (FastAPI turns an exception raised while reading into its own 400, so raising is not
+    enough), and whatever the app tries to send after that is dropped.
+    uvicorn's h11 parser does not bound a request head that arrives in one read, so the header count and
+    size are checked here too."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -47,39 +58,57 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        raw_headers = scope.get("headers") or ()
+        if len(raw_headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in raw_headers) > MAX_HEADER_BYTES:
+            await _refuse(send, 431, "<headers>", "max_size", "request headers too many or too large")
+            return
+        declared = dict(raw_headers).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send)
             return
         seen = 0
+        refused = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
+                refused = True
+                await self._too_large(send)
+                return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._too_large(send)
+            await self.app(scope, limited, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _too_large(self, send: Send) -> None:
-        body = b'{"errors":[{"field":"<body>","rule":"max_size","message":"request body too large"}]}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 413, "<body>", "max_size", "request body too large")
 
 
-class _TooLarge(Exception):
-    pass
+async def _refuse(send: Send, status: int, field: str, rule: str, message: str) -> None:
+    body = json.dumps({"errors": [{"field": field, "rule": rule, "message": message}]}, separators=(",", ":"))
+    encoded = body.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(encoded)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": encoded})
 
 
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
@@ -159,10 +188,10 @@ async def _nul_refused(send: Send, fields: list[str]) -> None:
         {"field": f, "rule": "nul_character", "message": "text must not contain the NUL character (U+0000)"}
         for f in fields
     ]
-    await send(
-        {"type": "http.response.start", "status": 422, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": json.dumps({"errors": errors}).encode()})
+    body = json.dumps({"errors": errors}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 422, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def make_http_app(
