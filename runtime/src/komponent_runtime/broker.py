@@ -70,6 +70,10 @@ def make_broker(
         security=_security(settings),
         middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
         graceful_timeout=10.0,
+        # Handlers take aiokafka records as they are (see consuming._raw_body): no dependency injection.
+        apply_types=False,
+        # FastStream's "Received"/"Processed" lines per message are debugging detail, not operations logs.
+        log_level=logging.DEBUG,
         # Through the root logger, so its lines are JSON with trace ids like ours (not coloured stdout).
         logger=logging.getLogger("faststream"),
     )

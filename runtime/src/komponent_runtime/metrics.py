@@ -98,32 +98,58 @@ class PlumbingGauges:
             yield Observation(lag, {"group": group, "topic": topic, "partition": partition})
 
     async def run(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                async with self._pool.acquire() as conn:
-                    self.backlog = await outbox.backlog(conn)
-            try:
-                self.lag = await consumer_lag(self._bootstrap, self._groups)
-            except Exception as exc:  # metrics must never take the service down
-                log.debug("lag sampling failed", extra={"error": type(exc).__name__})
-            await asyncio.sleep(self._interval)
+        # The Kafka clients live as long as the loop: a new client per sample would fetch the whole
+        # cluster's metadata every time.
+        lag = LagProbe(self._bootstrap)
+        try:
+            while True:
+                with contextlib.suppress(Exception):
+                    async with self._pool.acquire() as conn:
+                        self.backlog = await outbox.backlog(conn)
+                try:
+                    self.lag = await lag.sample(self._groups)
+                except Exception as exc:  # metrics must never take the service down
+                    log.debug("lag sampling failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(self._interval)
+        finally:
+            await lag.close()
+
+
+class LagProbe:
+    """End offset minus committed offset, per consumer group, topic and partition."""
+
+    def __init__(self, bootstrap: str) -> None:
+        settings = KafkaSettings()
+        settings.bootstrap_servers = bootstrap
+        self._options = client_options(settings)
+        self._admin: AIOKafkaAdminClient | None = None
+        self._probe: AIOKafkaConsumer | None = None
+
+    async def sample(self, groups: Iterable[str]) -> dict[tuple[str, str, int], int]:
+        if self._admin is None or self._probe is None:
+            self._admin = AIOKafkaAdminClient(**self._options)
+            self._probe = AIOKafkaConsumer(enable_auto_commit=False, **self._options)
+            await self._admin.start()
+            await self._probe.start()
+        committed: dict[tuple[str, TopicPartition], int] = {}
+        for group in groups:
+            offsets = await self._admin.list_consumer_group_offsets(group)
+            committed.update({(group, tp): meta.offset for tp, meta in offsets.items() if meta.offset >= 0})
+        ends = await self._probe.end_offsets(list({tp for _, tp in committed})) if committed else {}
+        return {(g, tp.topic, tp.partition): max(ends[tp] - off, 0) for (g, tp), off in committed.items()}
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            await self._probe.stop()
+        if self._admin is not None:
+            await self._admin.close()
+        self._admin = self._probe = None
 
 
 async def consumer_lag(bootstrap: str, groups: Iterable[str]) -> dict[tuple[str, str, int], int]:
-    """End offset minus committed offset, per consumer group, topic and partition."""
-    settings = KafkaSettings()
-    settings.bootstrap_servers = bootstrap
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    probe = AIOKafkaConsumer(enable_auto_commit=False, **client_options(settings))
-    await admin.start()
-    await probe.start()
+    """One-off lag sample (tools and tests)."""
+    probe = LagProbe(bootstrap)
     try:
-        committed: dict[tuple[str, TopicPartition], int] = {}
-        for group in groups:
-            offsets = await admin.list_consumer_group_offsets(group)
-            committed.update({(group, tp): meta.offset for tp, meta in offsets.items() if meta.offset >= 0})
-        ends = await probe.end_offsets(list({tp for _, tp in committed})) if committed else {}
-        return {(g, tp.topic, tp.partition): max(ends[tp] - off, 0) for (g, tp), off in committed.items()}
+        return await probe.sample(groups)
     finally:
-        await probe.stop()
-        await admin.close()
+        await probe.close()

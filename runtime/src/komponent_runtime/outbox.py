@@ -48,6 +48,31 @@ async def enqueue(
     await enqueue_traced(conn, [(e, trace_headers) for e in events], topic=topic)
 
 
+_MENTIONS = "EXISTS (SELECT 1 FROM unnest($1::bytea[]) AS n(needle) WHERE position(n.needle IN value) > 0)"
+
+
+async def unpublished_mentioning(conn: Connection, needles: Sequence[str]) -> int:
+    """How many not yet published rows carry any of `needles` (e.g. registration ids) in their payload."""
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM outbox WHERE published_at IS NULL AND {_MENTIONS}",
+        [n.encode() for n in needles],
+    )
+    return count
+
+
+async def forget_published(conn: Connection, needles: Sequence[str]) -> int:
+    """Delete published rows that carry any of `needles` in their payload, inside the caller's transaction.
+
+    For erasure of personal data: a published row is history only (Kafka has the record), so nothing reads
+    it again. Unpublished rows are never touched; check `unpublished_mentioning` first."""
+    if not needles:
+        return 0
+    status: str = await conn.execute(
+        f"DELETE FROM outbox WHERE published_at IS NOT NULL AND {_MENTIONS}", [n.encode() for n in needles]
+    )
+    return int(status.split()[-1])
+
+
 async def enqueue_traced(
     conn: Connection,
     items: Sequence[tuple[CloudEvent[Event], dict[str, str]]],

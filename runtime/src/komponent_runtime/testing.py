@@ -24,6 +24,10 @@ from komponent_contracts.topics import dead_letter_topic
 from komponent_runtime.settings import DatabaseSettings, KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# Topics this test session created: deleted when it ends, so a long-lived broker doesn't collect
+# thousands of topics (every client's metadata refresh would pay for them).
+_created_topics: set[str] = set()
+_created_prefixes: set[str] = set()
 
 
 def kafka_bootstrap() -> str:
@@ -73,6 +77,7 @@ async def create_topics(*names: str, partitions: int = 3, with_dead_letters: boo
         ) from exc
     try:
         wanted = list(names) + ([dead_letter_topic(n) for n in names] if with_dead_letters else [])
+        _created_topics.update(wanted)
         await admin.create_topics(
             [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted]
         )
@@ -166,6 +171,7 @@ async def isolated_topics() -> str:
     from komponent_runtime.topics import ensure_topics
 
     prefix = f"t{uuid.uuid4().hex[:8]}."
+    _created_prefixes.add(prefix)
     old = os.environ.get("KAFKA_TOPIC_PREFIX")
     os.environ["KAFKA_TOPIC_PREFIX"] = prefix
     try:
@@ -259,3 +265,29 @@ def _dev_key_hash() -> str:
 
 
 ADMIN_HEADERS = {"Authorization": "Bearer local-dev-admin-key"}
+
+
+async def delete_created_topics() -> int:
+    """Delete every topic this session created (by name or isolated prefix); return how many."""
+    if not (_created_topics or _created_prefixes):
+        return 0
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        doomed = [
+            t
+            for t in await admin.list_topics()
+            if t in _created_topics or t.startswith(tuple(_created_prefixes))
+        ]
+        for start in range(0, len(doomed), 100):
+            await admin.delete_topics(doomed[start : start + 100])
+        return len(doomed)
+    finally:
+        await admin.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    try:
+        asyncio.run(delete_created_topics())
+    except Exception as exc:  # cleanup must not turn a green run red
+        print(f"warning: could not delete this session's test topics: {exc}")
