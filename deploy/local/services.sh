@@ -12,6 +12,12 @@ SERVICES=(catalogue registration billing notifications)
 declare -A PORTS=([catalogue]=8001 [registration]=8002 [billing]=8003 [notifications]=8004)
 PY="$ROOT/.venv/bin/python"
 
+# The local stack's admin key, `local-dev-admin-key`, known to every service only by its SHA-256 hash.
+LOCAL_KEY_HASH="$("$PY" -c 'from komponent_runtime.auth import LOCAL_DEV_KEY, hash_key; print(hash_key(LOCAL_DEV_KEY))')"
+export API_KEYS="local:$LOCAL_KEY_HASH:*"
+# Notifications fetches invoice PDFs from billing with its own key.
+export BILLING_URL="http://127.0.0.1:${PORTS[billing]}" BILLING_API_KEY="local-dev-admin-key"
+
 pidfile() { echo "$VAR/run/$1.pid"; }
 marker() { echo "komponent_$1"; }
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from komponent_contracts import events as ev
 from komponent_runtime.consuming import Delivery
+from komponent_runtime.wakeup import notify
 from komponent_runtime.database import Connection
 
 from ..adapters import repository as repo
 from ..domain.policy import NotificationPolicy
+from .sender import LEDGER_CHANNEL
 from .planning import PlannedEmail, plan_billing_email, plan_course_reminder, plan_registration_outcome
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,8 @@ class Handlers:
             added = await repo.add_to_ledger(
                 conn, planned, self.message_id_domain, trace_headers=delivery.trace_headers
             )
+            if added:
+                await notify(conn, LEDGER_CHANNEL)
             log.info(
                 "emails planned",
                 extra={

@@ -24,6 +24,7 @@ from komponent_contracts import CloudEvent
 from komponent_contracts import events as ev
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
+from komponent_runtime.wakeup import Wakeup
 from opentelemetry import propagate, trace
 
 from ..adapters import contract_mapping as mapping
@@ -37,6 +38,9 @@ from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy
 from .building import NEEDS_PDF, build_email, stored_event
 
 _tracer = trace.get_tracer("komponent_notifications.sender")
+# Consumers NOTIFY this channel when they plan emails, so the sender starts at once instead of at its
+# next poll.
+LEDGER_CHANNEL = "send_ledger"
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +114,14 @@ class EmailSender:
     _courses: dict[tuple[Any, int, str], CourseSnapshot] = field(default_factory=dict, repr=False)
 
     async def run(self) -> None:
-        """Forever: drain what is due, then poll. Database trouble is waited out, never fatal."""
+        """Forever: drain what is due, then wait for new ledger rows (NOTIFY) or the poll interval.
+        Database trouble is waited out, never fatal."""
         backoff = 0.1
+        wakeup = Wakeup(self.pool, LEDGER_CHANNEL)
         while True:
             try:
                 if await self.send_due() == 0:
-                    await asyncio.sleep(self.config.idle_poll_seconds)
+                    await wakeup.wait(self.config.idle_poll_seconds)
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
