@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 from komponent_contracts import events as ev
 from komponent_runtime.consuming import Delivery
-from komponent_runtime.wakeup import notify
 from komponent_runtime.database import Connection
+from komponent_runtime.wakeup import notify
 
 from ..adapters import repository as repo
 from ..domain.policy import NotificationPolicy
-from .sender import LEDGER_CHANNEL
 from .planning import PlannedEmail, plan_billing_email, plan_course_reminder, plan_registration_outcome
+from .sender import LEDGER_CHANNEL
 
 log = logging.getLogger(__name__)
 
