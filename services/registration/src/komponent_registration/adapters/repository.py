@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -384,3 +385,40 @@ async def course_registrations(conn: Connection, course_id: UUID) -> dict[str, A
             for r in rows
         ],
     }
+
+
+# ------------------------------------------------------------------------------------------ erasure
+
+
+async def registrations_of_participant(conn: Connection, email: str) -> list[asyncpg.Record]:
+    """Every registration (any status) whose participant has this normalised address, course rows locked
+    (`FOR UPDATE`, id order, as the allocator locks them) so no batch writes a stale copy meanwhile."""
+    rows = await conn.fetch(
+        "SELECT registration_id, course_id, details FROM registrations WHERE participant_email = $1"
+        " ORDER BY course_id, registration_id",
+        email,
+    )
+    courses = sorted({r["course_id"] for r in rows})
+    if courses:
+        await conn.execute(
+            "SELECT 1 FROM course_seats WHERE course_id = ANY($1::uuid[]) ORDER BY course_id FOR UPDATE",
+            courses,
+        )
+    return rows
+
+
+async def anonymise_registrations(
+    conn: Connection, anonymised: list[tuple[UUID, str, dict[str, Any]]], erased_at: datetime
+) -> None:
+    """Store the anonymised address and details, and clear the courses' `write_token` so an allocator
+    holding a cached seat book (with the old address) reloads it instead of writing it back."""
+    await conn.executemany(
+        "UPDATE registrations SET participant_email = $2, details = $3::jsonb, erased_at = $4,"
+        " updated_at = now() WHERE registration_id = $1",
+        [(rid, email, json.dumps(details), erased_at) for rid, email, details in anonymised],
+    )
+    await conn.execute(
+        "UPDATE course_seats SET write_token = NULL WHERE course_id IN"
+        " (SELECT course_id FROM registrations WHERE registration_id = ANY($1::uuid[]))",
+        [rid for rid, _, _ in anonymised],
+    )

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 from komponent_contracts.events import Buyer, Participant
 from komponent_runtime.auth import require_scope
 from komponent_runtime.clock import Clock
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from komponent_registration.adapters import repository
-from komponent_registration.service_layer import intake
+from komponent_registration.service_layer import erasure, intake
 from komponent_registration.service_layer.intake import Answer
 
 
@@ -31,6 +31,12 @@ class SubstitutionBody(BaseModel):
 
     new_participant: Participant
     new_buyer: Buyer | None = None
+
+
+class ErasureBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
 
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
@@ -110,5 +116,31 @@ def build_router(pool: asyncpg.Pool, clock: Clock) -> APIRouter:
         if found is None:
             raise HTTPException(404, "unknown course")
         return found
+
+    @router.post(
+        "/admin/erasures",
+        status_code=202,
+        tags=["admin"],
+        dependencies=[Depends(require_scope("registration:admin"))],
+    )
+    async def erase(body: ErasureBody) -> dict[str, Any]:
+        """Erase a participant's personal data (GDPR art. 17) from every registration with this address.
+        Accepted: registration is anonymised now; notifications and billing follow via events."""
+        try:
+            done = await erasure.erase_participant(pool, clock, str(body.email))
+        except erasure.ErasurePending:
+            raise HTTPException(
+                409,
+                "events about this participant are still being published; retry",
+                headers={"Retry-After": "1"},
+            ) from None
+        return {
+            "erased_at": done.erased_at.isoformat(),
+            "registrations": [
+                {"course_id": str(course_id), "registration_id": str(rid)}
+                for course_id, rids in done.registrations.items()
+                for rid in rids
+            ],
+        }
 
     return router
