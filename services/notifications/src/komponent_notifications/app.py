@@ -35,6 +35,7 @@ def wire(rt: Runtime) -> ServiceParts:
             ev.RegistrationBecameBinding,
             ev.RegistrationCancelled,
             ev.ParticipantSubstituted,
+            ev.ParticipantDataErased,
         )
     }
     rt.consumer("registration-emails", topics.REGISTRATION, registration_types).handle_batches(

@@ -270,3 +270,63 @@ async def find_emails(
 
 async def email(conn: Connection, email_id: UUID) -> Any:
     return await conn.fetchrow(f"SELECT {LEDGER_COLUMNS} FROM send_ledger WHERE email_id = $1", email_id)
+
+
+# -- erasure ----------------------------------------------------------------------------------------------
+
+
+async def projected_people(conn: Connection, registration_ids: Sequence[UUID]) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT registration_id, participant, buyer FROM registration_projection"
+            " WHERE registration_id = ANY($1::uuid[]) FOR UPDATE",
+            list(registration_ids),
+        )
+    )
+
+
+async def replace_people(conn: Connection, rows: Sequence[tuple[UUID, Any, Any]]) -> None:
+    await conn.executemany(
+        "UPDATE registration_projection SET participant = $2::jsonb, buyer = $3::jsonb, updated_at = now()"
+        " WHERE registration_id = $1",
+        [(rid, json.dumps(p), None if b is None else json.dumps(b)) for rid, p, b in rows],
+    )
+
+
+async def course_ledger(conn: Connection, course_id: UUID) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT id, email_id, registration_id, recipient, render_data, last_reply, status FROM send_ledger"
+            " WHERE course_id = $1 ORDER BY id FOR UPDATE",
+            course_id,
+        )
+    )
+
+
+async def replace_ledger_rows(
+    conn: Connection, rows: Sequence[tuple[int, str, Any, str | None, bool]]
+) -> None:
+    """(id, recipient, render_data, last_reply, cancel): `cancel` turns a pending row into a failed one."""
+    await conn.executemany(
+        "UPDATE send_ledger SET recipient = $2, render_data = $3::jsonb, last_reply = $4,"
+        " status = CASE WHEN $5 AND status = 'pending' THEN 'failed' ELSE status END,"
+        " failed_at = CASE WHEN $5 AND status = 'pending' THEN now() ELSE failed_at END"
+        " WHERE id = $1",
+        [(i, r, json.dumps(d), lr, c) for i, r, d, lr, c in rows],
+    )
+
+
+async def course_documents(conn: Connection, course_id: UUID) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT document_id, document FROM billing_document_projection WHERE course_id = $1 FOR UPDATE",
+            course_id,
+        )
+    )
+
+
+async def replace_documents(conn: Connection, rows: Sequence[tuple[UUID, Any]]) -> None:
+    await conn.executemany(
+        "UPDATE billing_document_projection SET document = $2::jsonb WHERE document_id = $1",
+        [(d, json.dumps(doc)) for d, doc in rows],
+    )

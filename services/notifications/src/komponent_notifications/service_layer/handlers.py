@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from komponent_contracts import events as ev
 from komponent_runtime.consuming import Delivery
-from komponent_runtime.database import Connection
 from komponent_runtime.wakeup import notify
+from komponent_runtime.database import Connection
 
 from ..adapters import repository as repo
 from ..domain.policy import NotificationPolicy
+from . import erasure
 from .planning import PlannedEmail, plan_billing_email, plan_course_reminder, plan_registration_outcome
 from .sender import LEDGER_CHANNEL
 
@@ -39,7 +40,10 @@ class Handlers:
         # One transaction per fetched batch; events of one course arrive in partition order, so the
         # projection is updated event by event before the next one is planned.
         for delivery in deliveries:
-            await self._on_registration_outcome(conn, delivery)
+            if isinstance(delivery.event.data, ev.ParticipantDataErased):
+                await erasure.erase(conn, delivery.event.data)
+            else:
+                await self._on_registration_outcome(conn, delivery)
 
     async def _on_registration_outcome(self, conn: Connection, delivery: Delivery) -> None:
         event = delivery.event.data
