@@ -10,6 +10,7 @@ from komponent_contracts.events import (
     CoursePublished,
     CourseUpdated,
     InvoiceDue,
+    ParticipantDataErased,
     ParticipantSubstituted,
     RegistrationBecameBinding,
     RegistrationCancelled,
@@ -65,6 +66,7 @@ def wire(rt: Runtime) -> ServiceParts:
             RegistrationBecameBinding.ce_type,
             RegistrationCancelled.ce_type,
             ParticipantSubstituted.ce_type,
+            ParticipantDataErased.ce_type,
         },
     ).handle_each(consumers.registration_event)
     rt.consumer("invoice-run", topics.COURSE_CALENDAR, {InvoiceDue.ce_type}).handle_each(

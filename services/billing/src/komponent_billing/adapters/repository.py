@@ -3,8 +3,11 @@ caller's transaction: the service layer owns the transaction boundary."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from asyncpg import Record
@@ -276,4 +279,22 @@ async def insert_document(conn: Connection, doc: NewDocument, *, delivery_format
         "INSERT INTO document_delivery (document_id, format) VALUES ($1, $2)",
         doc.document_id,
         delivery_format,
+    )
+
+
+async def registration_people(conn: Connection, registration_ids: Sequence[UUID]) -> list[Record]:
+    return list(
+        await conn.fetch(
+            "SELECT registration_id, participant, buyer FROM billing_registration"
+            " WHERE registration_id = ANY($1::uuid[]) FOR UPDATE",
+            list(registration_ids),
+        )
+    )
+
+
+async def replace_registration_people(conn: Connection, rows: Sequence[tuple[UUID, Any, Any]]) -> None:
+    await conn.executemany(
+        "UPDATE billing_registration SET participant = $2::jsonb, buyer = $3::jsonb, updated_at = now()"
+        " WHERE registration_id = $1",
+        [(rid, json.dumps(p), json.dumps(b)) for rid, p, b in rows],
     )

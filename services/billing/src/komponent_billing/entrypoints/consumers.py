@@ -3,11 +3,11 @@ transaction, the inbox and retries; these run inside it)."""
 
 from __future__ import annotations
 
-from komponent_contracts.events import InvoiceDue
+from komponent_contracts.events import InvoiceDue, ParticipantDataErased
 from komponent_runtime.consuming import Delivery, PermanentError
 from komponent_runtime.database import Connection
 
-from ..service_layer import lifecycle
+from ..service_layer import erasure, lifecycle
 from ..service_layer.issuing import BillingContext
 
 
@@ -25,4 +25,8 @@ class BillingConsumers:
         await lifecycle.on_invoice_due(conn, self.ctx, event)
 
     async def registration_event(self, conn: Connection, delivery: Delivery) -> None:
-        await lifecycle.on_registration_event(conn, self.ctx, delivery.event.data)
+        event = delivery.event.data
+        if isinstance(event, ParticipantDataErased):
+            await erasure.on_participant_data_erased(conn, event)
+        else:
+            await lifecycle.on_registration_event(conn, self.ctx, event)
