@@ -33,12 +33,15 @@ def erased_participant(registration_id: UUID) -> dict[str, Any]:
     }
 
 
-def personal_values(participant: dict[str, Any] | None) -> set[str]:
-    """The strings of a `Participant` payload that identify the person (name, email, phone, job title)."""
+def personal_values(participant: dict[str, Any] | None, *, with_job_title: bool = True) -> set[str]:
+    """The strings of a `Participant` payload that identify the person: name, email, phone and (for data
+    that is the participant's own) job title. Without it for data shared with others: a job title such as
+    "Konsulent" would also match other participants' text. Strings under 4 characters are never matched."""
     if not participant:
         return set()
-    values = {str(participant.get(k) or "").strip() for k in ("name", "email", "phone", "job_title")}
-    return {v for v in values if v and v != ERASED_TEXT and not is_erased_email(v)}
+    fields = ("name", "email", "phone", "job_title") if with_job_title else ("name", "email", "phone")
+    values = {str(participant.get(k) or "").strip() for k in fields}
+    return {v for v in values if len(v) >= 4 and v != ERASED_TEXT and not is_erased_email(v)}
 
 
 def scrub(value: Any, personal: set[str], registration_id: UUID) -> Any:

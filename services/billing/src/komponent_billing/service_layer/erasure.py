@@ -29,7 +29,7 @@ async def on_participant_data_erased(conn: Connection, event: ParticipantDataEra
     replaced = []
     emails: set[str] = set()
     for row in await repository.registration_people(conn, event.registration_ids):
-        mine = personal_values(_json(row["participant"]))
+        mine = personal_values(_json(row["participant"]), with_job_title=False)
         emails |= {p for p in mine if "@" in p}
         rid = row["registration_id"]
         replaced.append((rid, erased_participant(rid), scrub(_json(row["buyer"]), mine, rid)))

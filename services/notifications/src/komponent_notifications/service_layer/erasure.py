@@ -24,12 +24,14 @@ def _json(value: Any) -> Any:
 
 
 async def erase(conn: Connection, event: ev.ParticipantDataErased) -> None:
-    personal: set[str] = set()
+    personal: set[str] = set()  # what identifies them in text shared with others (no job title)
+    own: set[str] = set()  # in the erased registrations' own emails, the job title too
     replaced = []
     for row in await repo.projected_people(conn, event.registration_ids):
         participant = _json(row["participant"])
         mine = personal_values(participant)
-        personal |= mine
+        own |= mine
+        personal |= personal_values(participant, with_job_title=False)
         buyer = _json(row["buyer"]) if row["buyer"] else None
         replaced.append(
             (
@@ -44,10 +46,11 @@ async def erase(conn: Connection, event: ev.ParticipantDataErased) -> None:
     erased_ids = set(event.registration_ids)
     ledger = []
     for row in await repo.course_ledger(conn, event.course_id):
+        values = own if row["registration_id"] in erased_ids else personal
         data = _json(row["render_data"])
-        new_data = scrub(data, personal, row["email_id"])
-        new_recipient = scrub(row["recipient"], personal, row["email_id"])
-        new_reply = scrub(row["last_reply"], personal, row["email_id"]) if row["last_reply"] else None
+        new_data = scrub(data, values, row["email_id"])
+        new_recipient = scrub(row["recipient"], values, row["email_id"])
+        new_reply = scrub(row["last_reply"], values, row["email_id"]) if row["last_reply"] else None
         cancel = row["registration_id"] in erased_ids and new_recipient != row["recipient"]
         if (new_data, new_recipient, new_reply) != (data, row["recipient"], row["last_reply"]):
             ledger.append((row["id"], new_recipient, new_data, new_reply, cancel))

@@ -393,18 +393,18 @@ async def course_registrations(conn: Connection, course_id: UUID) -> dict[str, A
 async def registrations_of_participant(conn: Connection, email: str) -> list[asyncpg.Record]:
     """Every registration (any status) whose participant has this normalised address, course rows locked
     (`FOR UPDATE`, id order, as the allocator locks them) so no batch writes a stale copy meanwhile."""
-    rows = await conn.fetch(
+    query = (
         "SELECT registration_id, course_id, details FROM registrations WHERE participant_email = $1"
-        " ORDER BY course_id, registration_id",
-        email,
+        " ORDER BY course_id, registration_id"
     )
-    courses = sorted({r["course_id"] for r in rows})
-    if courses:
-        await conn.execute(
-            "SELECT 1 FROM course_seats WHERE course_id = ANY($1::uuid[]) ORDER BY course_id FOR UPDATE",
-            courses,
-        )
-    return rows
+    courses = sorted({r["course_id"] for r in await conn.fetch(query, email)})
+    if not courses:
+        return []
+    await conn.execute(
+        "SELECT 1 FROM course_seats WHERE course_id = ANY($1::uuid[]) ORDER BY course_id FOR UPDATE", courses
+    )
+    # Read again under the locks: an allocator batch may have committed between the first read and them.
+    return [r for r in await conn.fetch(query, email) if r["course_id"] in courses]
 
 
 async def anonymise_registrations(

@@ -18,7 +18,7 @@ def anonymised_details(registration_id: UUID, details: dict[str, Any]) -> dict[s
     placeholder; the buyer (the municipality: EAN, address, order number) stays, except any field that
     repeats the participant's own data (a person reference naming them, their address as billing email).
     The terms version stays: it documents what was agreed."""
-    personal = personal_values(details.get("participant"))
+    personal = personal_values(details.get("participant"), with_job_title=False)
     kept = {k: v for k, v in details.items() if k != "participant"}
     return {**scrub(kept, personal, registration_id), "participant": erased_participant(registration_id)}
 
