@@ -153,6 +153,25 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
         log.info("service stopped")
 
 
+async def _supervised(loop: BackgroundLoop) -> None:
+    """Run a background loop forever: if it dies of an unexpected error, log it and start it again.
+
+    A loop that died silently would stop its work (sending emails, firing timers) while the service still
+    looked healthy."""
+    name = getattr(loop, "__qualname__", "background loop")
+    backoff = 0.5
+    while True:
+        try:
+            await loop()
+            log.warning("background loop returned; starting it again", extra={"loop": name})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background loop died; starting it again", extra={"loop": name})
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 30.0)
+
+
 async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -204,6 +204,7 @@ class ServiceProcess:
         import sys
 
         self.name = name
+        self.database = database
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir = REPO_ROOT / "var" / "test-logs"
@@ -232,7 +233,7 @@ class ServiceProcess:
                 raise AssertionError(f"{self.name} exited ({self.proc.returncode}); see {self.log_path}")
             try:
                 async with httpx.AsyncClient() as client:
-                    return (await client.get(f"{self.url}/health/ready", timeout=1)).status_code == 200
+                    return (await client.get(f"{self.url}/health/ready", timeout=10)).status_code == 200
             except httpx.HTTPError:
                 return False
 
