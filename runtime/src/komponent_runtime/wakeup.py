@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from komponent_runtime.database import Connection
 
@@ -21,7 +22,7 @@ class Wakeup:
         self._pool = pool
         self._channel = channel
         self._event = asyncio.Event()
-        self._conn: Connection | None = None
+        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
 
     async def wait(self, timeout: float) -> None:
         """Return when notified or after `timeout` seconds, whichever comes first."""
