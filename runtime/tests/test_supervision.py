@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import pytest
-
 from komponent_runtime.service import _supervised
 
 
