@@ -100,7 +100,9 @@ async def test_one_registration_gives_one_confirmation_email_in_one_trace(platfo
         return wanted <= services and smtp_sent
 
     try:
-        await wait_until(trace_complete, timeout=30, what=f"spans of {wanted} and the SMTP send in trace {trace_id}")
+        await wait_until(
+            trace_complete, timeout=30, what=f"spans of {wanted} and the SMTP send in trace {trace_id}"
+        )
     except AssertionError as exc:
         seen = sorted({(s.service, s.name) for s in platform.otlp.snapshot() if s.trace_id == trace_id})
         raise AssertionError(f"{exc}; spans in the trace: {seen}") from None
