@@ -5,20 +5,21 @@
 #   eval "$(deploy/local/env.sh)"    # same, from any shell
 #   deploy/local/env.sh              # print the export lines
 #
-# Values mirror the constants in common.sh. Local development only (trust auth, no TLS).
+# Values mirror common.sh, including its overrides (KAFKA_PORT, PG_PORT, SMTP_PORT, KOMPONENT_VAR_DIR).
+# Local development only (trust auth, no TLS).
 
 # Works whether sourced or executed; when sourced it must not change the caller's shell options.
 _komponent_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 _komponent_env() {
   cat <<ENV
-export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-19092}
 export PGHOST=127.0.0.1
-export PGPORT=55432
+export PGPORT=${PG_PORT:-55432}
 export PGUSER=komponent
 export PGPASSWORD=komponent
 export SMTP_HOST=127.0.0.1
-export SMTP_PORT=2525
-export MAIL_DIR=$(printf '%q' "$_komponent_root/var/mail")
+export SMTP_PORT=${SMTP_PORT:-2525}
+export MAIL_DIR=$(printf '%q' "${KOMPONENT_VAR_DIR:-$_komponent_root/var}/mail")
 ENV
 }
 
