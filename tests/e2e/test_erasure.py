@@ -1,0 +1,238 @@
+"""Erasure on request (GDPR art. 17) across the platform, on real processes.
+
+A participant registers, gets the confirmation email and is invoiced; an admin erases them. Afterwards no
+database (registration, notifications, billing; catalogue holds no participant data) contains their name,
+address, phone or job title — except billing's issued documents, which bookkeeping law keeps unchanged:
+the invoice PDF and XML are byte-identical and still retrievable, the status URL still answers, and the
+email log still shows that the emails were sent. A second participant on the same course keeps their data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from komponent_catalogue.domain.wall_clock import COPENHAGEN
+from komponent_catalogue.load_seed import Api, load
+from komponent_contracts import CloudEvent, topics
+from komponent_contracts.events import InvoiceDue
+from komponent_contracts.examples import buyer
+from komponent_runtime.auth import LOCAL_DEV_KEY
+from komponent_runtime.settings import DatabaseSettings
+from komponent_runtime.testing import ADMIN_HEADERS, produce, wait_until
+from support.platform import SEED_PAGE, SERVICES, Platform, start_platform
+
+pytestmark = pytest.mark.infra
+
+ERASED = {
+    "name": "Ingeborg Sletmig Glemmesen",
+    "email": f"ingeborg.glemmesen.{uuid.uuid4().hex[:8]}@vejle.dk",
+    "job_title": "Souschef for ældreplejen",
+    "phone": "+45 71 72 73 74",
+}
+KEPT = {
+    "name": "Kasper Bliver Beholdtsen",
+    "email": f"kasper.beholdtsen.{uuid.uuid4().hex[:8]}@vejle.dk",
+    "job_title": "Konsulent",
+}
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+    started = await start_platform(tmp_path)
+    yield started
+    started.stop()
+
+
+async def _database_text(database: str, *, skip_tables: set[str] = frozenset()) -> dict[str, str]:  # type: ignore[assignment]
+    """Every row of every table of a service's database as text, bytea decoded, per table."""
+    conn = await asyncpg.connect(DatabaseSettings().dsn(database))
+    try:
+        tables = [
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        out: dict[str, str] = {}
+        for table in tables:
+            if table in skip_tables:
+                continue
+            rows = await conn.fetch(f'SELECT * FROM "{table}"')
+            parts: list[str] = []
+            for row in rows:
+                for value in row.values():
+                    if isinstance(value, bytes):
+                        parts.append(value.decode("utf-8", errors="replace"))
+                    else:
+                        parts.append(str(value))
+            out[table] = "\n".join(parts)
+        return out
+    finally:
+        await conn.close()
+
+
+def _found(texts: dict[str, str], person: dict[str, str]) -> list[str]:
+    hits = []
+    for table, text in texts.items():
+        lowered = text.lower()
+        for field, value in person.items():
+            if (
+                value.lower() in lowered
+                or value.encode("ascii", "backslashreplace").decode().lower() in lowered
+            ):
+                hits.append(f"{table}: {field}")
+    return hits
+
+
+async def _register(
+    client: httpx.AsyncClient, platform: Platform, course_id: str, person: dict[str, str]
+) -> str:
+    answer = await client.post(
+        f"{platform.url('registration')}/courses/{course_id}/registrations",
+        json={"participant": person, "buyer": buyer().model_dump(mode="json"), "terms_version": "2026-01"},
+    )
+    assert answer.status_code == 202, answer.text
+    rid: str = answer.json()["registration_id"]
+    return rid
+
+
+async def test_erasure_anonymises_everything_but_the_issued_invoice(platform: Platform) -> None:
+    course = load(SEED_PAGE, Api(platform.url("catalogue"), LOCAL_DEV_KEY), datetime.now(COPENHAGEN).date())
+    course_id = course["course_id"]
+    reg, bill, notif = platform.url("registration"), platform.url("billing"), platform.url("notifications")
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def course_known() -> bool:
+            return (
+                await client.get(f"{reg}/courses/{course_id}/registrations", headers=ADMIN_HEADERS)
+            ).status_code == 200
+
+        await wait_until(course_known, what="registration knows the course")
+        erased_id = await _register(client, platform, course_id, ERASED)
+        kept_id = await _register(client, platform, course_id, KEPT)
+
+        async def confirmed() -> bool:
+            for rid in (erased_id, kept_id):
+                answer = await client.get(f"{reg}/registrations/{rid}")
+                if answer.status_code != 200 or answer.json()["status"] != "confirmed":
+                    return False
+            return True
+
+        await wait_until(confirmed, what="both confirmed")
+
+        async def confirmation_email() -> bool:
+            return any(ERASED["email"] in str(m["To"]) for m in platform.smtp.messages())
+
+        await wait_until(confirmation_email, timeout=60, what="the confirmation email")
+
+        # The invoice run, as the catalogue's timer would fire it.
+        now = datetime.now(COPENHAGEN)
+        due = InvoiceDue(
+            course_id=uuid.UUID(course_id),
+            due_at=now,
+            fired_at=now,
+            lateness_seconds=0.0,
+            course_starts_at=now + timedelta(days=28),
+        )
+        await produce(
+            platform.topic_prefix + topics.COURSE_CALENDAR, [CloudEvent(due, source="/test/erasure")]
+        )
+
+        async def invoices() -> list[dict[str, Any]]:
+            answer = await client.get(f"{bill}/courses/{course_id}/documents", headers=ADMIN_HEADERS)
+            return answer.json() if answer.status_code == 200 else []
+
+        async def invoiced() -> bool:
+            return {d["registration_id"] for d in await invoices()} >= {erased_id, kept_id}
+
+        await wait_until(invoiced, timeout=60, what="both invoiced")
+        invoice = next(d for d in await invoices() if d["registration_id"] == erased_id)
+        artefacts = {
+            path: (await client.get(f"{bill}{path}", headers=ADMIN_HEADERS)).content
+            for path in (
+                f"/documents/{invoice['document_id']}/pdf",
+                f"/documents/{invoice['document_id']}/xml?format=peppol",
+                f"/documents/{invoice['document_id']}/xml?format=oioubl",
+            )
+        }
+        assert all(artefacts.values())
+
+        async def invoice_emailed() -> bool:
+            log = await client.get(f"{notif}/emails", params={"course_id": course_id}, headers=ADMIN_HEADERS)
+            return any(e.get("kind") == "invoice" and e.get("status") == "sent" for e in log.json())
+
+        await wait_until(invoice_emailed, timeout=60, what="the invoice email sent")
+
+        databases = {name: platform.services[name].database for name in SERVICES}
+        before = await _database_text(databases["registration"])
+        assert _found(before, ERASED), "the participant's data should be stored before the erasure"
+
+        # The erasure; 409 while events about the registration are still in registration's outbox.
+        async def erase() -> bool:
+            answer = await client.post(
+                f"{reg}/admin/erasures", json={"email": ERASED["email"]}, headers=ADMIN_HEADERS
+            )
+            assert answer.status_code in (202, 409), answer.text
+            if answer.status_code == 202:
+                assert [r["registration_id"] for r in answer.json()["registrations"]] == [erased_id]
+            return answer.status_code == 202
+
+        await wait_until(erase, what="the erasure accepted")
+
+        async def applied_downstream() -> bool:
+            for name, table in (
+                ("notifications", "registration_projection"),
+                ("billing", "billing_registration"),
+            ):
+                conn = await asyncpg.connect(DatabaseSettings().dsn(databases[name]))
+                try:
+                    who = await conn.fetchval(
+                        f"SELECT participant->>'name' FROM {table} WHERE registration_id = $1",
+                        uuid.UUID(erased_id),
+                    )
+                finally:
+                    await conn.close()
+                if who != "slettet":
+                    return False
+            return True
+
+        await wait_until(applied_downstream, timeout=60, what="notifications and billing anonymised")
+
+        # Nowhere but inside billing's issued documents.
+        for name in ("registration", "notifications", "catalogue"):
+            texts = await _database_text(databases[name])
+            assert not _found(texts, ERASED), f"{name} still holds: {_found(texts, ERASED)}"
+        billing = await _database_text(databases["billing"], skip_tables={"billing_document"})
+        assert not _found(billing, ERASED), f"billing still holds: {_found(billing, ERASED)}"
+        # The other participant is untouched (and the search above would have found data).
+        assert _found(await _database_text(databases["registration"]), KEPT)
+        assert _found(await _database_text(databases["notifications"]), {"email": KEPT["email"]})
+
+        # The invoice is kept as the law requires: same bytes, still served.
+        for path, content in artefacts.items():
+            again = await client.get(f"{bill}{path}", headers=ADMIN_HEADERS)
+            assert again.status_code == 200 and again.content == content, path
+
+        # The status URL still answers, without personal data, with the registration's state.
+        status = await client.get(f"{reg}/registrations/{erased_id}")
+        assert status.status_code == 200 and status.json()["status"] == "confirmed"
+        # The email log still shows what was sent for the registration, not to whom.
+        log = (
+            await client.get(f"{notif}/emails", params={"registration_id": erased_id}, headers=ADMIN_HEADERS)
+        ).json()
+        assert log and all(e["status"] == "sent" for e in log), log
+        assert ERASED["email"] not in str(log)
+        # The admin list of the course keeps the registration, anonymised.
+        listing = (await client.get(f"{reg}/courses/{course_id}/registrations", headers=ADMIN_HEADERS)).text
+        assert erased_id in listing and ERASED["name"] not in listing and KEPT["name"] in listing
+
+        # Idempotent: a second request finds nothing left.
+        again = await client.post(
+            f"{reg}/admin/erasures", json={"email": ERASED["email"]}, headers=ADMIN_HEADERS
+        )
+        assert again.status_code == 202 and again.json()["registrations"] == []
