@@ -98,7 +98,7 @@ def _concrete(path: str) -> str:
 
 async def _call(client: httpx.AsyncClient, method: str, url: str, key: str | None) -> int:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-    body = {} if method in {"POST", "PUT", "PATCH"} else None
+    body: dict[str, Any] | None = {} if method in {"POST", "PUT", "PATCH"} else None
     return (await client.request(method, url, json=body, headers=headers)).status_code
 
 
@@ -150,7 +150,7 @@ async def test_public_routes_answer_without_a_key(platform: Platform) -> None:
         assert unknown.status_code == 404  # public, and unknown: not 401
 
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {
         "participant": {
             "name": "Henriette Offentlig-Testesen",
