@@ -83,7 +83,10 @@ async def start_platform(tmp: Path, *, extra_env: dict[str, str] | None = None) 
     }
     try:
         billing = ServiceProcess(
-            "billing", database=await create_database("billing"), topic_prefix=platform.topic_prefix, env=base_env
+            "billing",
+            database=await create_database("billing"),
+            topic_prefix=platform.topic_prefix,
+            env=base_env,
         )
         platform.services["billing"] = billing
         for name in ("catalogue", "registration", "notifications"):

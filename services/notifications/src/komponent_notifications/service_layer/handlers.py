@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from komponent_contracts import events as ev
 from komponent_runtime.consuming import Delivery
-from komponent_runtime.wakeup import notify
 from komponent_runtime.database import Connection
+from komponent_runtime.wakeup import notify
 
 from ..adapters import repository as repo
 from ..domain.policy import NotificationPolicy
