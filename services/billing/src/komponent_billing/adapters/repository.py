@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -36,6 +36,8 @@ class RegistrationRow:
     binding: bool
     participant: Participant
     buyer: Buyer
+    # W3C trace context of the event that made the registration billable (empty when not known).
+    trace_headers: dict[str, str] = field(default_factory=dict)
 
 
 async def lock_course(conn: Connection, course_id: UUID) -> CourseRow:
@@ -87,17 +89,23 @@ async def upsert_registration(
     binding: bool,
     participant: Participant,
     buyer: Buyer,
+    trace_headers: dict[str, str] | None = None,
 ) -> None:
+    trace_headers = trace_headers or {}
     await conn.execute(
-        "INSERT INTO billing_registration (registration_id, course_id, status, binding, participant, buyer)"
-        " VALUES ($1, $2, 'confirmed', $3, $4::jsonb, $5::jsonb)"
+        "INSERT INTO billing_registration"
+        " (registration_id, course_id, status, binding, participant, buyer, traceparent, tracestate)"
+        " VALUES ($1, $2, 'confirmed', $3, $4::jsonb, $5::jsonb, $6, $7)"
         " ON CONFLICT (registration_id) DO UPDATE SET status = 'confirmed', binding = excluded.binding,"
-        " participant = excluded.participant, buyer = excluded.buyer, updated_at = now()",
+        " participant = excluded.participant, buyer = excluded.buyer,"
+        " traceparent = excluded.traceparent, tracestate = excluded.tracestate, updated_at = now()",
         registration_id,
         course_id,
         binding,
         participant.model_dump_json(),
         buyer.model_dump_json(),
+        trace_headers.get("traceparent"),
+        trace_headers.get("tracestate"),
     )
 
 
@@ -127,8 +135,8 @@ async def substitute(conn: Connection, registration_id: UUID, participant: Parti
 
 async def confirmed_registrations(conn: Connection, course_id: UUID) -> list[RegistrationRow]:
     rows = await conn.fetch(
-        "SELECT registration_id, course_id, status, binding, participant, buyer FROM billing_registration"
-        " WHERE course_id = $1 AND status = 'confirmed' ORDER BY registration_id",
+        "SELECT registration_id, course_id, status, binding, participant, buyer, traceparent, tracestate"
+        " FROM billing_registration WHERE course_id = $1 AND status = 'confirmed' ORDER BY registration_id",
         course_id,
     )
     return [
@@ -139,6 +147,7 @@ async def confirmed_registrations(conn: Connection, course_id: UUID) -> list[Reg
             r["binding"],
             Participant.model_validate_json(r["participant"]),
             Buyer.model_validate_json(r["buyer"]),
+            {k: r[k] for k in ("traceparent", "tracestate") if r[k]},
         )
         for r in rows
     ]

@@ -29,4 +29,4 @@ class BillingConsumers:
         if isinstance(event, ParticipantDataErased):
             await erasure.on_participant_data_erased(conn, event)
         else:
-            await lifecycle.on_registration_event(conn, self.ctx, event)
+            await lifecycle.on_registration_event(conn, self.ctx, event, delivery.trace_headers)

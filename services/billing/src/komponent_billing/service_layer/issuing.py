@@ -20,7 +20,9 @@ from komponent_contracts import CloudEvent
 from komponent_contracts.events import CreditNoteIssued, Event, InvoiceIssued
 from komponent_runtime.clock import Clock
 from komponent_runtime.database import Connection
+from komponent_runtime.metrics import meter
 from komponent_runtime.outbox import enqueue
+from opentelemetry import propagate, trace
 
 from ..adapters import repository as repo
 from ..adapters.document_snapshot import load_snapshot
@@ -42,6 +44,10 @@ from .mapping import COPENHAGEN
 from .ports import ArtefactRenderer
 
 EVENT_SOURCE = "/komponent/billing"
+_tracer = trace.get_tracer("komponent_billing.issuing")
+documents_issued = meter.create_counter(
+    "komponent_documents_issued", description="invoices and credit notes issued, by type"
+)
 _EVENT_NAMESPACE = uuid.UUID("1f0e5c8e-7b0e-4d7e-9c53-62696c6c696e")
 
 
@@ -82,6 +88,47 @@ async def _issue(
     registration_id: UUID,
     credits: repo.StoredDocument | None = None,
     replaces: UUID | None = None,
+    link_to: dict[str, str] | None = None,
+) -> Document:
+    """One document, in a span that is a child of the current context (the consumer's) and links to the
+    trace context `link_to` (the registration's). InvoiceIssued/CreditNoteIssued are enqueued inside it,
+    so the outbox stores this span's context and the document's email continues it."""
+    linked = trace.get_current_span(propagate.extract(link_to or {})).get_span_context()
+    with _tracer.start_as_current_span(
+        f"issue {kind.value}",
+        links=[trace.Link(linked)] if linked.is_valid else None,
+        attributes={
+            "billing.document.kind": kind.value,
+            "course_id": str(course_id),
+            "registration_id": str(registration_id),
+        },
+    ) as span:
+        document = await _issue_in_span(
+            conn,
+            ctx,
+            kind,
+            build,
+            course_id=course_id,
+            registration_id=registration_id,
+            credits=credits,
+            replaces=replaces,
+        )
+        span.set_attribute("billing.document.id", document.uuid)
+    # Counted when stored in the consumer's transaction (a later rollback there would over-count by one).
+    documents_issued.add(1, {"type": kind.value})
+    return document
+
+
+async def _issue_in_span(
+    conn: Connection,
+    ctx: BillingContext,
+    kind: DocumentKind,
+    build: Callable[[str, date], Document],
+    *,
+    course_id: UUID,
+    registration_id: UUID,
+    credits: repo.StoredDocument | None,
+    replaces: UUID | None,
 ) -> Document:
     today = ctx.today()
     series = ctx.numbering.series_for(kind, today.year)
@@ -164,6 +211,7 @@ async def issue_invoice(
     delivery: DeliveryPeriod,
     note: str | None,
     replaces: UUID | None = None,
+    link_to: dict[str, str] | None = None,
 ) -> Invoice:
     def build(number: str, today: date) -> Invoice:
         return Invoice(
@@ -187,6 +235,7 @@ async def issue_invoice(
         course_id=course_id,
         registration_id=registration_id,
         replaces=replaces,
+        link_to=link_to,
     )
     assert isinstance(document, Invoice)
     return document

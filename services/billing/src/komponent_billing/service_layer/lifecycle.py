@@ -72,6 +72,7 @@ async def invoice_missing(conn: Connection, ctx: BillingContext, course: repo.Co
             lines=(course_line(course.snapshot, registration.participant.name),),
             delivery=course_period(course.snapshot),
             note=course_note(course.snapshot),
+            link_to=registration.trace_headers,
         )
         issued += 1
     return issued
@@ -97,7 +98,11 @@ async def on_course_event(conn: Connection, ctx: BillingContext, event: Event) -
         await _carry_out(conn, ctx, invoices, on_course_cancelled(_issued(invoices)))
 
 
-async def on_registration_event(conn: Connection, ctx: BillingContext, event: Event) -> None:
+async def on_registration_event(
+    conn: Connection, ctx: BillingContext, event: Event, trace_headers: dict[str, str] | None = None
+) -> None:
+    """`trace_headers`: the event's trace context, kept with a confirmed/promoted registration so its
+    invoice (issued later, in the InvoiceDue's trace) can link back to it."""
     if isinstance(event, RegistrationConfirmed | RegistrationPromoted):
         await repo.lock_course(conn, event.course_id)
         await repo.upsert_registration(
@@ -107,6 +112,7 @@ async def on_registration_event(conn: Connection, ctx: BillingContext, event: Ev
             binding=event.binding,
             participant=event.participant,
             buyer=event.buyer,
+            trace_headers=trace_headers,
         )
         # Confirmed after the invoice run (late registration, promotion): invoiced at once.
         await invoice_missing(conn, ctx, await repo.lock_course(conn, event.course_id))
