@@ -24,6 +24,7 @@ from komponent_contracts import CloudEvent
 from komponent_contracts import events as ev
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
+from komponent_runtime.metrics import meter
 from komponent_runtime.wakeup import Wakeup
 from opentelemetry import propagate, trace
 
@@ -43,6 +44,10 @@ _tracer = trace.get_tracer("komponent_notifications.sender")
 LEDGER_CHANNEL = "send_ledger"
 
 log = logging.getLogger(__name__)
+emails_sent = meter.create_counter("komponent_emails_sent", description="emails accepted by SMTP, by kind")
+emails_failed = meter.create_counter(
+    "komponent_emails_failed", description="emails given up (permanent reply or retries spent), by kind"
+)
 
 # The email contract names kinds from the platform's point of view; ours are named after the email.
 CONTRACT_KIND: dict[EmailKind, str] = {
@@ -250,7 +255,13 @@ class EmailSender:
         self.stats.sent += len(sent)
         self.stats.failed += len(failed)
         self.stats.rescheduled += len(later)
+        sent_ids, failed_ids = {e[0] for e in sent}, {e[0] for e in failed}
         for row, verdict in results:
+            # Counted once the verdict is committed; the kind is the contract's, no address.
+            if row["id"] in sent_ids:
+                emails_sent.add(1, {"kind": CONTRACT_KIND[EmailKind(row["kind"])]})
+            elif row["id"] in failed_ids:
+                emails_failed.add(1, {"kind": CONTRACT_KIND[EmailKind(row["kind"])]})
             if verdict.outcome is not DeliveryOutcome.ACCEPTED:
                 # Ids and SMTP codes only: replies can quote the recipient's address.
                 log.info(
