@@ -154,6 +154,10 @@ async def test_invoice_is_traced_from_invoice_due_to_email_and_linked_to_the_reg
         # The issue span is a child of billing's InvoiceDue consumer span, in the InvoiceDue's trace.
         by_id = {s.span_id: s for s in spans()}
         assert issue.parent_span_id in by_id and by_id[issue.parent_span_id].service == "billing"
+        # InvoiceIssued was enqueued inside the issue span: its publish continues that span.
+        assert any(p.parent_span_id == issue.span_id for p in publish_spans()), [
+            (p.name, p.parent_span_id) for p in publish_spans()
+        ]
 
         # Domain metrics: the invoice at billing, the invoice email at notifications.
         billing_metrics = (await client.get(f"{bill}/metrics")).text
