@@ -292,3 +292,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         asyncio.run(delete_created_topics())
     except Exception as exc:  # cleanup must not turn a green run red
         print(f"warning: could not delete this session's test topics: {exc}")
+
+
+# -- metrics ----------------------------------------------------------------------------------------------
+
+_metric_reader: Any = None
+
+
+def metric_reader() -> Any:
+    """An `InMemoryMetricReader` behind the process's meter provider, installed on first use (the global
+    provider can be set once per process). Instruments are cumulative over the test session: compare
+    values before and after, or use attributes only your test produces."""
+    global _metric_reader
+    if _metric_reader is None:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        _metric_reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[_metric_reader]))
+    return _metric_reader
+
+
+def metric_points(name: str) -> list[tuple[dict[str, Any], Any]]:
+    """(attributes, point) of every data point of the instrument `name` now."""
+    data = metric_reader().get_metrics_data()
+    return [
+        (dict(point.attributes or {}), point)
+        for resource in (data.resource_metrics if data else ())
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
