@@ -19,7 +19,7 @@ from komponent_catalogue.service_layer.timers import fire_due_timers
 from komponent_contracts.events import CourseReminderDue, DeadlinePassed, InvoiceDue
 from komponent_runtime import outbox
 from komponent_runtime.settings import DatabaseSettings
-from komponent_runtime.testing import ADMIN_HEADERS, wait_until
+from komponent_runtime.testing import ADMIN_HEADERS, metric_points, metric_reader, wait_until
 
 pytestmark = pytest.mark.infra
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -79,6 +79,23 @@ async def test_after_downtime_overdue_timers_fire_once_late_and_say_how_late(cat
     assert {e.data.lateness_seconds for e in events} == {(back_up - d).total_seconds() for d in DUE.values()}
     stored = {r["kind"]: r["lateness_seconds"] for r in await catalogue.timers(course_id)}
     assert stored == {kind: (back_up - d).total_seconds() for kind, d in DUE.items()}
+
+
+async def test_fired_timers_record_their_lateness_by_kind(catalogue: Any) -> None:
+    metric_reader()  # installs the in-memory reader before the first timer fires in this process
+
+    def recorded() -> dict[str, tuple[int, float]]:
+        points = metric_points("komponent_timer_lateness_seconds")
+        return {attrs["kind"]: (point.count, point.sum) for attrs, point in points}
+
+    before = recorded()
+    await catalogue.create(catalogue.body(START))
+    back_up = DUE["course_reminder_due"] + timedelta(hours=1)
+    assert len(await catalogue.fire(back_up)) == 3
+    after = recorded()
+    for kind, due_at in DUE.items():
+        count, total = before.get(kind, (0, 0.0))
+        assert after[kind] == (count + 1, total + (back_up - due_at).total_seconds())
 
 
 async def test_rescheduling_moves_pending_timers_and_never_refires_a_fired_one(catalogue: Any) -> None:

@@ -22,6 +22,7 @@ from komponent_contracts.events import CourseReminderDue, DeadlinePassed, Invoic
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
 from komponent_runtime.consuming import TRANSIENT_ERRORS
+from komponent_runtime.metrics import meter
 
 from komponent_catalogue.adapters import repository
 from komponent_catalogue.adapters.repository import DueTimer
@@ -29,6 +30,11 @@ from komponent_catalogue.domain.timers import Timer, TimerKind, lateness
 from komponent_catalogue.service_layer.events import SOURCE
 
 log = logging.getLogger(__name__)
+timer_lateness = meter.create_histogram(
+    "komponent_timer_lateness_seconds",
+    unit="s",
+    description="how long after its due time a timer fired, by kind",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ async def fire_due_timers(pool: asyncpg.Pool, now: datetime, *, limit: int = 100
         await repository.mark_fired(conn, [d.timer_id for d in due], now)
     fired = [FiredTimer(d.timer, now, lateness(d.timer.due_at, now)) for d in due]
     for f in fired:
+        timer_lateness.record(f.lateness.total_seconds(), {"kind": f.timer.kind.value})
         log.info(
             "timer fired",
             extra={
