@@ -20,6 +20,8 @@ from komponent_contracts import CloudEvent, Event
 from komponent_contracts import events as contract
 from komponent_runtime import outbox
 from komponent_runtime.database import Connection
+from komponent_runtime.metrics import meter
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from komponent_registration.adapters.repository import (
     CourseBooks,
@@ -70,6 +72,33 @@ class Request:
 
 
 People = tuple[contract.Participant, contract.Buyer]
+
+# -- domain metrics (ids and kinds only) -------------------------------------------------------------------
+registrations = meter.create_counter(
+    "komponent_registrations", description="allocation outcomes published, by outcome"
+)
+_OUTCOMES: dict[type[Event], str] = {
+    contract.RegistrationConfirmed: "confirmed",
+    contract.RegistrationWaitlisted: "waitlisted",
+    contract.RegistrationPromoted: "promoted",
+    contract.RegistrationCancelled: "cancelled",
+    contract.ParticipantSubstituted: "substituted",
+    contract.RegistrationRejected: "rejected",
+    contract.RegistrationRequestRefused: "refused",
+}
+# Seats left per course as this process last wrote its seat book (courses written since start-up).
+_seats_left: dict[UUID, int] = {}
+
+
+def _observe_seats_left(_: CallbackOptions) -> list[Observation]:
+    return [Observation(left, {"course_id": str(course_id)}) for course_id, left in list(_seats_left.items())]
+
+
+meter.create_observable_gauge(
+    "komponent_seats_left",
+    [_observe_seats_left],
+    description="free seats per course (last seat book written)",
+)
 
 
 def _commands_for(book: CourseBook, facts: CourseFacts) -> list[CourseCommand]:
@@ -194,6 +223,15 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
         event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{course_id}/seats/{state.version}")
         out.append((CloudEvent(seats, source=SOURCE, id=event_id), last.trace_headers))
     await outbox.enqueue_traced(conn, out)
+    # Recorded with the outbox rows, inside the caller's transaction: a batch rolled back and applied
+    # again counts its outcomes twice (rare; the events themselves are exactly-once downstream).
+    for ce, _ in out:
+        label = _OUTCOMES.get(type(ce.data))
+        if label is not None:
+            registrations.add(1, {"outcome": label})
+    for course_id in changed:
+        state = locked[course_id].state()
+        _seats_left[course_id] = max(state.capacity - state.seats_taken, 0)
 
 
 def _to_contract(
