@@ -112,6 +112,14 @@ async def test_one_registration_gives_one_confirmation_email_in_one_trace(platfo
     # One trace: the only span whose parent is not in the trace is the HTTP request's server span,
     # whose parent is the caller's (this test's) span id.
     assert len(roots) == 1 and roots[0].service == "registration", [(r.service, r.name) for r in roots]
+    # Consumer spans carry what ops search by: the CloudEvents id and type, and the consumer group.
+    confirmed_consumers = {
+        str(s.attributes.get("messaging.consumer.group.name"))
+        for s in spans
+        if s.attributes.get("cloudevents.event_type") == "dk.komponent.registration.confirmed.v1"
+        and s.attributes.get("cloudevents.event_id")
+    }
+    assert any(g.endswith("notifications.registration-emails") for g in confirmed_consumers), confirmed_consumers
 
 
 async def test_no_personal_data_in_spans_or_logs(platform: Platform) -> None:

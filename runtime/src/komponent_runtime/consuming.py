@@ -198,6 +198,15 @@ class EventConsumer:
         event = await self._parse(record)
         if event is None:
             return
+        # FastStream's consumer span has topic, partition and offset; add what ops search by.
+        trace.get_current_span().set_attributes(
+            {
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(event.id),
+                "cloudevents.event_id": str(event.id),
+                "cloudevents.event_type": event.type,
+            }
+        )
         delivery = Delivery(event, record.topic, record.partition, record.offset, current_trace_headers())
 
         async def apply() -> None:
@@ -233,6 +242,7 @@ class EventConsumer:
                     "messaging.kafka.offset": record.offset,
                     "messaging.consumer.group.name": self.group,
                     "messaging.message.id": str(event.id),
+                    "cloudevents.event_id": str(event.id),
                     "cloudevents.event_type": event.type,
                 },
             )
