@@ -119,7 +119,9 @@ async def test_one_registration_gives_one_confirmation_email_in_one_trace(platfo
         if s.attributes.get("cloudevents.event_type") == "dk.komponent.registration.confirmed.v1"
         and s.attributes.get("cloudevents.event_id")
     }
-    assert any(g.endswith("notifications.registration-emails") for g in confirmed_consumers), confirmed_consumers
+    assert any(g.endswith("notifications.registration-emails") for g in confirmed_consumers), (
+        confirmed_consumers
+    )
 
 
 async def test_no_personal_data_in_spans_or_logs(platform: Platform) -> None:
