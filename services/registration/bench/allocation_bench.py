@@ -35,7 +35,13 @@ from komponent_contracts import CloudEvent, Event
 from komponent_contracts.events import CoursePublished, CourseSession, Participant, RegistrationReceived
 from komponent_contracts.examples import buyer, course
 from komponent_runtime.settings import DatabaseSettings
-from komponent_runtime.testing import ServiceProcess, create_database, isolated_topics, kafka_bootstrap
+from komponent_runtime.testing import (
+    ServiceProcess,
+    create_database,
+    isolated_topics,
+    kafka_bootstrap,
+    produce_many,
+)
 
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 
@@ -57,28 +63,7 @@ def registration(course_id: uuid.UUID, i: int) -> CloudEvent[RegistrationReceive
 
 
 async def produce(events: list[CloudEvent[Event]], prefix: str = "", topic: str | None = None) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap(),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=512 * 1024,
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                topic or prefix + e.topic,
-                e.value(),
-                key=e.key,
-                headers=[(k, v.encode()) for k, v in e.headers().items()],
-            )
-            for e in events
-        ]
-        await producer.flush()
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await produce_many(events, topic=topic, prefix=prefix)
 
 
 # ------------------------------------------------------------------------------------ P3: raw relay
