@@ -27,11 +27,12 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from komponent_contracts import CloudEvent, Event, InvalidEvent, parse
 from komponent_contracts.topics import dead_letter_topic
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from komponent_runtime import inbox, metrics
 from komponent_runtime.database import Connection
-from komponent_runtime.telemetry import current_trace_headers
+from komponent_runtime.telemetry import attach_trace_headers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("komponent_runtime.consuming")
@@ -155,16 +156,23 @@ class EventConsumer:
 
     # -- wiring -----------------------------------------------------------------------------------------
 
-    def handle_each(self, handler: Handler) -> None:
-        @self.broker.subscriber(
-            self.topic,
-            group_id=self.group,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw_body,
-        )
-        async def consume(record: ConsumerRecord) -> None:
-            await self._process_one(record, handler)
+    def handle_each(self, handler: Handler, *, max_records: int = 100, batch_timeout_ms: int = 5) -> None:
+        """Events one at a time in partition order, each with its own span and trace context, but fetched
+        in batches and applied in ONE transaction with ONE offset commit per fetch: a Kafka commit and a
+        PostgreSQL commit per event cost more than most handlers do. An event that keeps failing is found
+        by replaying the fetch one event per transaction (see `_process_batch`), so only it is dead-lettered.
+        """
+
+        async def apply_in_order(conn: Connection, deliveries: Sequence[Delivery]) -> None:
+            for delivery in deliveries:
+                # The handler's outbox rows continue this event's trace, not the batch's.
+                token = attach_trace_headers(delivery.trace_headers)
+                try:
+                    await handler(conn, delivery)
+                finally:
+                    otel_context.detach(token)
+
+        self.handle_batches(apply_in_order, max_records=max_records, batch_timeout_ms=batch_timeout_ms)
 
     def handle_batches(
         self, handler: BatchHandler, *, max_records: int = 500, batch_timeout_ms: int = 5
@@ -193,31 +201,6 @@ class EventConsumer:
         if self.event_types is not None and event.type not in self.event_types:
             return None  # a family topic carries other types; this consumer has no business with them
         return event
-
-    async def _process_one(self, record: ConsumerRecord, handler: Handler) -> None:
-        event = await self._parse(record)
-        if event is None:
-            return
-        # FastStream's consumer span has topic, partition and offset; add what ops search by.
-        trace.get_current_span().set_attributes(
-            {
-                "messaging.consumer.group.name": self.group,
-                "messaging.message.id": str(event.id),
-                "cloudevents.event_id": str(event.id),
-                "cloudevents.event_type": event.type,
-            }
-        )
-        delivery = Delivery(event, record.topic, record.partition, record.offset, current_trace_headers())
-
-        async def apply() -> None:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if not await inbox.first_delivery(conn, self.group, event.id):
-                    self._count_duplicates(1)
-                    return
-                await handler(conn, delivery)
-                self._count_applied(1)
-
-        await self._with_retries(apply, [record])
 
     async def _process_batch(self, records: list[ConsumerRecord], handler: BatchHandler) -> None:
         deliveries: list[Delivery] = []

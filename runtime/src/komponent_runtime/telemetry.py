@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import sys
+from contextvars import Token
 from datetime import UTC, datetime
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -53,7 +55,7 @@ def current_trace_headers() -> dict[str, str]:
     return carrier
 
 
-def attach_trace_headers(headers: dict[str, str]) -> object:
+def attach_trace_headers(headers: dict[str, str]) -> Token[Context]:
     """Make the stored context current (returns a token for `context.detach`)."""
     return context.attach(propagate.extract(headers))
 
