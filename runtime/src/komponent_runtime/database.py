@@ -7,6 +7,7 @@ A transaction-scoped advisory lock lets several replicas start at once without r
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 from typing import TypeAlias
 
@@ -21,8 +22,31 @@ _MIGRATION_LOCK = 7_146_201  # arbitrary constant shared by every runner
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
+# Connections that took session state (LISTEN, a session-level advisory lock). asyncpg resets every
+# connection on its way back to the pool with a query (UNLISTEN, unlock, RESET ALL: one round trip per
+# acquire, a few per cent of a busy service's CPU); our code keeps no other session state (transactions
+# use SET LOCAL), so only the connections marked here pay for it.
+_SESSION_STATE: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+def holds_session_state(conn: Connection) -> None:
+    """Mark a pooled connection so the server-side reset runs when it is released."""
+    raw = conn._con if isinstance(conn, PoolConnectionProxy) else conn  # type: ignore[attr-defined]
+    _SESSION_STATE.add(raw)
+
+
+async def _reset_session_state(conn: asyncpg.Connection) -> None:
+    # asyncpg has already rolled back any open transaction and dropped client-side listeners.
+    if conn in _SESSION_STATE:
+        _SESSION_STATE.discard(conn)
+        if query := conn.get_reset_query():
+            await conn.execute(query)
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=30, reset=_reset_session_state
+    )
     assert pool is not None
     return pool
 

@@ -20,7 +20,7 @@ import asyncpg
 from komponent_contracts import CloudEvent, Event
 from opentelemetry import context
 
-from komponent_runtime.database import Connection
+from komponent_runtime.database import Connection, holds_session_state
 from komponent_runtime.settings import topic_name
 from komponent_runtime.telemetry import attach_trace_headers, current_trace_headers
 
@@ -146,6 +146,7 @@ class OutboxRelay:
 
     async def _lead(self, conn: Connection) -> None:
         # Session-level lock: held while this connection lives; released if the process dies.
+        holds_session_state(conn)
         while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):  # noqa: ASYNC110
             await asyncio.sleep(self._poll_seconds)  # another process holds the lead
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
@@ -185,7 +186,7 @@ class OutboxRelay:
                         )
                     )
                 finally:
-                    context.detach(token)  # type: ignore[arg-type]
+                    context.detach(token)
             await asyncio.gather(*futures)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]

@@ -9,7 +9,7 @@ import contextlib
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from komponent_runtime.database import Connection
+from komponent_runtime.database import Connection, holds_session_state
 
 
 async def notify(conn: Connection, channel: str) -> None:
@@ -29,6 +29,7 @@ class Wakeup:
         if self._conn is None or self._conn.is_closed():
             with contextlib.suppress(Exception):
                 self._conn = await self._pool.acquire()
+                holds_session_state(self._conn)
                 await self._conn.add_listener(self._channel, self._on_notify)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
