@@ -4,7 +4,7 @@ caller's connection, inside the caller's transaction (the consumer's inbox trans
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -13,6 +13,7 @@ from komponent_contracts import events as ev
 from komponent_runtime.database import Connection
 
 from ..service_layer.planning import PlannedEmail, RegistrationView
+from ..service_layer.projection import ProjectedRegistration
 
 # -- courses ----------------------------------------------------------------------------------------------
 
@@ -72,15 +73,6 @@ def _view(row: Any) -> RegistrationView:
     )
 
 
-async def registration(conn: Connection, registration_id: UUID) -> RegistrationView | None:
-    row = await conn.fetchrow(
-        "SELECT registration_id, course_id, participant, buyer, binding FROM registration_projection"
-        " WHERE registration_id = $1",
-        registration_id,
-    )
-    return _view(row) if row else None
-
-
 async def confirmed_registrations(conn: Connection, course_id: UUID) -> list[RegistrationView]:
     rows = await conn.fetch(
         "SELECT registration_id, course_id, participant, buyer, binding FROM registration_projection"
@@ -90,36 +82,35 @@ async def confirmed_registrations(conn: Connection, course_id: UUID) -> list[Reg
     return [_view(r) for r in rows]
 
 
-async def save_registration(
-    conn: Connection,
-    registration_id: UUID,
-    course_id: UUID,
-    status: str,
-    participant: ev.Participant | None,
-    buyer: ev.Buyer | None,
-    binding: bool | None,
-) -> None:
-    """Upsert; a None argument keeps what the projection already knows."""
+async def projected_registrations(
+    conn: Connection, registration_ids: Collection[UUID]
+) -> dict[UUID, ProjectedRegistration]:
+    rows = await conn.fetch(
+        "SELECT registration_id, course_id, status, participant, buyer, binding FROM registration_projection"
+        " WHERE registration_id = ANY($1::uuid[])",
+        list(registration_ids),
+    )
+    return {r["registration_id"]: ProjectedRegistration(r["status"], _view(r)) for r in rows}
+
+
+async def save_registrations(conn: Connection, rows: Sequence[ProjectedRegistration]) -> None:
+    """Upsert whole rows, in one statement."""
+    if not rows:
+        return
     await conn.execute(
         "INSERT INTO registration_projection (registration_id, course_id, status, participant, buyer, binding)"
-        " VALUES ($1, $2, $3, coalesce($4::jsonb, '{}'::jsonb), $5::jsonb, coalesce($6, false))"
+        " SELECT r, c, s, p::jsonb, b::jsonb, bi"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[])"
+        " AS t(r, c, s, p, b, bi)"
         " ON CONFLICT (registration_id) DO UPDATE SET status = EXCLUDED.status,"
-        " participant = coalesce($4::jsonb, registration_projection.participant),"
-        " buyer = coalesce($5::jsonb, registration_projection.buyer),"
-        " binding = coalesce($6, registration_projection.binding), updated_at = now()",
-        registration_id,
-        course_id,
-        status,
-        participant.model_dump_json() if participant else None,
-        buyer.model_dump_json() if buyer else None,
-        binding,
-    )
-
-
-async def mark_binding(conn: Connection, registration_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE registration_projection SET binding = true, updated_at = now() WHERE registration_id = $1",
-        registration_id,
+        " participant = EXCLUDED.participant, buyer = EXCLUDED.buyer, binding = EXCLUDED.binding,"
+        " updated_at = now()",
+        [r.view.registration_id for r in rows],
+        [r.view.course_id for r in rows],
+        [r.status for r in rows],
+        [r.view.participant.model_dump_json() for r in rows],
+        [r.view.buyer.model_dump_json() if r.view.buyer else None for r in rows],
+        [r.view.binding for r in rows],
     )
 
 
@@ -166,31 +157,43 @@ async def add_to_ledger(
     """Insert pending rows; a row already planned for the same key is left alone. Returns new row ids.
 
     `trace_headers` (W3C) of the planning event are kept so the SMTP send joins its trace."""
-    ids: list[int] = []
     trace = trace_headers or {}
-    for p in planned:
-        row_id = await conn.fetchval(
-            "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
-            " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)"
-            " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id",
-            p.key.message_uuid,
-            p.event_id,
-            p.key.recipient,
-            p.kind.value,
-            p.caused_by or p.event_id,
-            p.course_id,
-            p.registration_id,
-            p.document_number,
-            json.dumps(p.render_data),
-            p.key.message_id(message_id_domain),
-            resend_of,
-            trace.get("traceparent"),
-            trace.get("tracestate"),
-        )
-        if row_id is not None:
-            ids.append(row_id)
-    return ids
+    return await add_to_ledger_traced(conn, [(p, trace) for p in planned], message_id_domain, resend_of)
+
+
+async def add_to_ledger_traced(
+    conn: Connection,
+    planned: Sequence[tuple[PlannedEmail, dict[str, str]]],
+    message_id_domain: str,
+    resend_of: int | None = None,
+) -> list[int]:
+    """`add_to_ledger` for emails of several events, each with its own trace context, in ONE statement.
+    Rows are inserted in the given order, so ledger ids (the per-recipient send order) follow it."""
+    if not planned:
+        return []
+    rows = await conn.fetch(
+        "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
+        " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
+        " SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, $11, tp, ts FROM unnest($1::uuid[],"
+        " $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[],"
+        " $10::text[], $12::text[], $13::text[]) WITH ORDINALITY"
+        " AS t(e, ev, r, k, cb, c, reg, doc, rd, m, tp, ts, n) ORDER BY n"
+        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id",
+        [p.key.message_uuid for p, _ in planned],
+        [p.event_id for p, _ in planned],
+        [p.key.recipient for p, _ in planned],
+        [p.kind.value for p, _ in planned],
+        [p.caused_by or p.event_id for p, _ in planned],
+        [p.course_id for p, _ in planned],
+        [p.registration_id for p, _ in planned],
+        [p.document_number for p, _ in planned],
+        [json.dumps(p.render_data) for p, _ in planned],
+        [p.key.message_id(message_id_domain) for p, _ in planned],
+        resend_of,
+        [t.get("traceparent") for _, t in planned],
+        [t.get("tracestate") for _, t in planned],
+    )
+    return sorted(r["id"] for r in rows)
 
 
 LEDGER_COLUMNS = (

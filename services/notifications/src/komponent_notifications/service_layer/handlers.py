@@ -19,6 +19,7 @@ from ..adapters import repository as repo
 from ..domain.policy import NotificationPolicy
 from . import erasure
 from .planning import PlannedEmail, plan_billing_email, plan_course_reminder, plan_registration_outcome
+from .projection import RegistrationProjection
 from .sender import LEDGER_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -37,54 +38,36 @@ class Handlers:
                 await repo.cancel_course(conn, course_id, reason)
 
     async def on_registration_outcomes(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
-        # One transaction per fetched batch; events of one course arrive in partition order, so the
-        # projection is updated event by event before the next one is planned.
+        # One transaction per fetched batch, in a handful of round trips whatever its size: the projection
+        # rows the batch touches are read once, advanced in memory event by event (planning needs the
+        # state just before each event; events of one course arrive in partition order), written back
+        # once, and every planned email goes into the ledger with one statement. An erasure is applied
+        # on its own, in its place, between the runs around it.
+        run: list[Delivery] = []
         for delivery in deliveries:
             if isinstance(delivery.event.data, ev.ParticipantDataErased):
+                await self._plan_outcomes(conn, run)
+                run = []
                 await erasure.erase(conn, delivery.event.data)
             else:
-                await self._on_registration_outcome(conn, delivery)
+                run.append(delivery)
+        await self._plan_outcomes(conn, run)
 
-    async def _on_registration_outcome(self, conn: Connection, delivery: Delivery) -> None:
-        event = delivery.event.data
-        registration_id = getattr(event, "registration_id", None)
-        known = await repo.registration(conn, registration_id) if registration_id else None
-        planned = plan_registration_outcome(delivery.event.id, event, known, self.policy)
-        await self._project_registration(conn, event)
-        await self._plan(conn, planned, delivery)
-
-    async def _project_registration(self, conn: Connection, event: ev.Event) -> None:
-        match event:
-            case ev.RegistrationConfirmed() | ev.RegistrationPromoted():
-                await repo.save_registration(
-                    conn,
-                    event.registration_id,
-                    event.course_id,
-                    "confirmed",
-                    event.participant,
-                    event.buyer,
-                    event.binding,
-                )
-            case ev.RegistrationWaitlisted():
-                await repo.save_registration(
-                    conn, event.registration_id, event.course_id, "waitlisted", event.participant, None, None
-                )
-            case ev.RegistrationBecameBinding():
-                await repo.mark_binding(conn, event.registration_id)
-            case ev.RegistrationCancelled():
-                await repo.save_registration(
-                    conn, event.registration_id, event.course_id, "cancelled", event.participant, None, None
-                )
-            case ev.ParticipantSubstituted():
-                await repo.save_registration(
-                    conn,
-                    event.registration_id,
-                    event.course_id,
-                    "confirmed",
-                    event.new_participant,
-                    event.new_buyer,
-                    event.binding,
-                )
+    async def _plan_outcomes(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        ids = {i for d in deliveries if (i := getattr(d.event.data, "registration_id", None))}
+        projection = RegistrationProjection(await repo.projected_registrations(conn, ids))
+        planned: list[tuple[PlannedEmail, dict[str, str]]] = []
+        for delivery in deliveries:
+            event = delivery.event.data
+            registration_id = getattr(event, "registration_id", None)
+            known = projection.view(registration_id) if registration_id else None
+            emails = plan_registration_outcome(delivery.event.id, event, known, self.policy)
+            planned += [(p, delivery.trace_headers) for p in emails]
+            projection.apply(event)
+        await repo.save_registrations(conn, projection.changed())
+        await self._plan_traced(conn, planned, events=len(deliveries))
 
     async def on_course_reminder(self, conn: Connection, delivery: Delivery) -> None:
         event = delivery.event.data
@@ -110,17 +93,15 @@ class Handlers:
         await self._plan(conn, planned, delivery)
 
     async def _plan(self, conn: Connection, planned: list[PlannedEmail], delivery: Delivery) -> None:
-        if planned:
-            added = await repo.add_to_ledger(
-                conn, planned, self.message_id_domain, trace_headers=delivery.trace_headers
-            )
-            if added:
-                await notify(conn, LEDGER_CHANNEL)
-            log.info(
-                "emails planned",
-                extra={
-                    "event_id": str(delivery.event.id),
-                    "event_type": delivery.event.type,
-                    "planned": len(added),
-                },
-            )
+        await self._plan_traced(conn, [(p, delivery.trace_headers) for p in planned], events=1)
+
+    async def _plan_traced(
+        self, conn: Connection, planned: list[tuple[PlannedEmail, dict[str, str]]], *, events: int
+    ) -> None:
+        """Into the send ledger, each email with the trace context of the event that planned it."""
+        if not planned:
+            return
+        added = await repo.add_to_ledger_traced(conn, planned, self.message_id_domain)
+        if added:
+            await notify(conn, LEDGER_CHANNEL)
+        log.debug("emails planned", extra={"events": events, "planned": len(added)})
