@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -45,15 +46,23 @@ async def lock_course(conn: Connection, course_id: UUID) -> CourseRow:
 
     Every use case that may issue or credit for a course takes this lock first, so the invoice run, late
     confirmations and cancellations of one course never interleave (and never double-bill)."""
-    await conn.execute("INSERT INTO billing_course (course_id) VALUES ($1) ON CONFLICT DO NOTHING", course_id)
+    # One round trip: the no-op update takes the row lock (and creates the row when it is new).
     row = await conn.fetchrow(
-        "SELECT course_id, snapshot, cancelled, invoice_run_at FROM billing_course"
-        " WHERE course_id = $1 FOR UPDATE",
+        "INSERT INTO billing_course (course_id) VALUES ($1)"
+        " ON CONFLICT (course_id) DO UPDATE SET course_id = EXCLUDED.course_id"
+        " RETURNING course_id, snapshot::text AS snapshot, cancelled, invoice_run_at",
         course_id,
     )
     assert row is not None
-    snapshot = CourseSnapshot.model_validate_json(row["snapshot"]) if row["snapshot"] else None
+    snapshot = _course_snapshot(row["snapshot"]) if row["snapshot"] else None
     return CourseRow(row["course_id"], snapshot, row["cancelled"], row["invoice_run_at"])
+
+
+@lru_cache(maxsize=64)
+def _course_snapshot(document: str) -> CourseSnapshot:
+    # Every event of a course locks its row and would parse the same (large) snapshot again; the parsed
+    # model is immutable, so one parse per snapshot version is enough.
+    return CourseSnapshot.model_validate_json(document)
 
 
 async def save_course_snapshot(conn: Connection, snapshot: CourseSnapshot) -> None:

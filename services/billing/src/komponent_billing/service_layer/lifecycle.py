@@ -104,7 +104,7 @@ async def on_registration_event(
     """`trace_headers`: the event's trace context, kept with a confirmed/promoted registration so its
     invoice (issued later, in the InvoiceDue's trace) can link back to it."""
     if isinstance(event, RegistrationConfirmed | RegistrationPromoted):
-        await repo.lock_course(conn, event.course_id)
+        course = await repo.lock_course(conn, event.course_id)
         await repo.upsert_registration(
             conn,
             registration_id=event.registration_id,
@@ -115,7 +115,7 @@ async def on_registration_event(
             trace_headers=trace_headers,
         )
         # Confirmed after the invoice run (late registration, promotion): invoiced at once.
-        await invoice_missing(conn, ctx, await repo.lock_course(conn, event.course_id))
+        await invoice_missing(conn, ctx, course)
     elif isinstance(event, RegistrationBecameBinding):
         await repo.set_registration_binding(conn, event.registration_id)
     elif isinstance(event, RegistrationCancelled):
