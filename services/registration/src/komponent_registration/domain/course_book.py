@@ -8,7 +8,6 @@ transaction (ARCHITECTURE §4). The database repeats the seat check as the last 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -193,6 +192,10 @@ class CourseBook:
         """Registration ids in the order they will be promoted."""
         return list(self._waiting_list)
 
+    @property
+    def waiting_list_length(self) -> int:
+        return len(self._waiting_list)
+
     def waiting_list_position(self, registration_id: UUID) -> int | None:
         """1-based rank in the waiting list (computed, never stored), or None if not waiting."""
         for position, waiting_id in enumerate(self._waiting_list, start=1):
@@ -220,8 +223,8 @@ class CourseBook:
         return CourseChanges(
             course=self.state(),
             expected_version=self._version,
-            inserted=tuple(dataclasses.replace(r) for r in self._inserted.values()),
-            updated=tuple(dataclasses.replace(r) for r in self._updated.values()),
+            inserted=tuple(r.snapshot() for r in self._inserted.values()),
+            updated=tuple(r.snapshot() for r in self._updated.values()),
         )
 
     def mark_persisted(self) -> None:

@@ -52,6 +52,14 @@ class IntakeProblem:
     message_da: str
 
 
+def canonical_email(address: str) -> str:
+    """The key a participant is recognised by on a course: trimmed and lower-cased.
+
+    For an address that ``normalise_email`` accepts this is exactly its result; an address that already
+    passed the contract's stricter ``EmailStr`` needs no second check, only this form."""
+    return address.strip().lower()
+
+
 def normalise_email(raw: str) -> str:
     """Canonical form used to recognise the same participant twice on one course.
 
@@ -60,7 +68,7 @@ def normalise_email(raw: str) -> str:
     one person hold two seats. No provider-specific folding (dots, ``+tags``): that could merge colleagues.
     Raises ValueError when the address cannot be an email address.
     """
-    email = raw.strip().lower()
+    email = canonical_email(raw)
     local, at, domain = email.rpartition("@")
     if not at or not _EMAIL_LOCAL.fullmatch(local) or len(email) > 254:
         raise ValueError("not an email address")
