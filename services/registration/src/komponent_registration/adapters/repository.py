@@ -102,11 +102,15 @@ class CourseBooks:
         self._locked_tokens: dict[UUID, UUID | None] = {}
 
     async def lock(
-        self, conn: Connection, course_ids: Iterable[UUID], referenced: Iterable[UUID] = ()
+        self,
+        conn: Connection,
+        course_ids: Iterable[UUID],
+        referenced: Sequence[tuple[UUID, UUID]] = (),
     ) -> dict[UUID, CourseBook]:
         """Lock the course rows (`FOR UPDATE`, in id order so two writers never deadlock) and return the
-        books of the courses that exist. `referenced` are registration ids the batch names: a cached book
-        that lacks one of them is reloaded if the database has it (a cancelled registration)."""
+        books of the courses that exist. `referenced` are the (course, registration) pairs the batch
+        names: a cached book that lacks its registration is reloaded if the database has it (a
+        registration cancelled before the book was loaded)."""
         rows = await conn.fetch(
             f"SELECT {_COURSE_COLUMNS} FROM course_seats WHERE course_id = ANY($1::uuid[])"
             " ORDER BY course_id FOR UPDATE",
@@ -121,8 +125,12 @@ class CourseBooks:
                 books[row["course_id"]] = cached[1]
             else:
                 reload.add(row["course_id"])
-        missing = [rid for rid in set(referenced) if not any(b.registration(rid) for b in books.values())]
-        if missing and books:
+        missing = []
+        for course_id, registration_id in referenced:
+            book = books.get(course_id)
+            if book is not None and book.registration(registration_id) is None:
+                missing.append(registration_id)
+        if missing:
             known = await conn.fetch(
                 "SELECT course_id FROM registrations WHERE registration_id = ANY($1::uuid[])"
                 " AND course_id = ANY($2::uuid[])",
@@ -137,7 +145,7 @@ class CourseBooks:
                 f"SELECT {_REGISTRATION_COLUMNS} FROM registrations"
                 " WHERE course_id = ANY($1::uuid[]) AND (status <> 'cancelled' OR registration_id = ANY($2::uuid[]))",
                 list(reload),
-                list(set(referenced)),
+                list({registration_id for _, registration_id in referenced}),
             )
             by_course: dict[UUID, list[Registration]] = {cid: [] for cid in reload}
             for row in registrations:
@@ -172,13 +180,14 @@ class CourseBooks:
         conn: Connection,
         books: Sequence[CourseBook],
         sources: Mapping[UUID, Source],
-        details: Mapping[UUID, dict[str, Any]],
+        details: Mapping[UUID, str],
     ) -> set[UUID]:
         """Write what a batch changed in every book: COPY for new registrations, one pipelined statement
         for changed ones, and one statement for all course rows guarded by their expected version.
 
-        `details` holds the participant/buyer payload of new registrations and of substituted ones.
-        Returns the ids of the courses whose row was written (a new version)."""
+        `details` are JSON objects: the whole stored form of a new registration, and the keys to replace
+        in the form of a changed one (a substitution's participant and buyer). Returns the ids of the
+        courses whose row was written (a new version)."""
         inserted: list[tuple[Any, ...]] = []
         updated: list[tuple[Any, ...]] = []
         courses: list[tuple[Any, ...]] = []
@@ -203,11 +212,10 @@ class CourseBooks:
                         source.partition,
                         source.offset,
                         r.cancelled_at,
-                        json.dumps(details.get(r.registration_id, {})),
+                        details.get(r.registration_id, "{}"),
                     )
                 )
             for r in changes.updated:
-                new_details = details.get(r.registration_id)
                 updated.append(
                     (
                         r.registration_id,
@@ -217,7 +225,7 @@ class CourseBooks:
                         r.binding_since,
                         r.queue_number,
                         r.cancelled_at,
-                        None if new_details is None else json.dumps(new_details),
+                        details.get(r.registration_id),
                     )
                 )
             s = changes.course
@@ -243,7 +251,7 @@ class CourseBooks:
             await conn.executemany(
                 "UPDATE registrations SET participant_email = $2, status = $3, binding = $4,"
                 " binding_since = $5, queue_number = $6, cancelled_at = $7,"
-                " details = coalesce($8::jsonb, details), updated_at = now() WHERE registration_id = $1",
+                " details = coalesce(details || $8::jsonb, details), updated_at = now() WHERE registration_id = $1",
                 updated,
             )
         if courses:

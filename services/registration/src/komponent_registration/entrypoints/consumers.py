@@ -17,7 +17,7 @@ from komponent_runtime.database import Connection
 from komponent_registration.adapters.repository import CourseBooks, Source
 from komponent_registration.domain.commands import Cancel, CourseCommand, PassDeadline, Register, Substitute
 from komponent_registration.domain.course_book import CourseBook
-from komponent_registration.domain.intake import normalise_email
+from komponent_registration.domain.intake import canonical_email
 from komponent_registration.service_layer.allocation import CourseFacts, Request, apply_requests
 
 
@@ -25,14 +25,6 @@ def _utc(moment: datetime) -> datetime:
     """Parsed times carry pydantic's tzinfo, whose utcoffset() costs tens of µs per call; the seat book
     compares each command's time several times, so convert once to the stdlib's UTC."""
     return moment.astimezone(UTC)
-
-
-def _email(raw: str) -> str:
-    try:
-        return normalise_email(raw)
-    except ValueError:
-        # The contract's EmailStr accepted it; the stricter intake rule is for our own form only.
-        return raw.strip().lower()
 
 
 def intake_request(delivery: Delivery) -> Request:
@@ -43,7 +35,7 @@ def intake_request(delivery: Delivery) -> Request:
     if isinstance(data, contract.RegistrationReceived):
         command = Register(
             registration_id=data.registration_id,
-            participant_email=_email(str(data.participant.email)),
+            participant_email=canonical_email(data.participant.email),
             at=_utc(data.received_at),
             received_seq=delivery.offset,
         )
@@ -52,7 +44,7 @@ def intake_request(delivery: Delivery) -> Request:
         command = Cancel(data.registration_id, _utc(data.requested_at))
     elif isinstance(data, contract.SubstitutionRequested):
         command = Substitute(
-            data.registration_id, _email(str(data.new_participant.email)), _utc(data.requested_at)
+            data.registration_id, canonical_email(data.new_participant.email), _utc(data.requested_at)
         )
         payload = data
     else:
