@@ -28,11 +28,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def allocation_batch_max() -> int:
     """Most intake records the allocator applies in one transaction (`REGISTRATION_BATCH_MAX`).
 
-    At least what one fetch of a partition brings (aiokafka's default `max_partition_fetch_bytes` is
-    1 MiB, about 1,100 intake records): the consumer asks Kafka for more of a partition only once its
-    fetched records are all taken, so a smaller batch leaves a remainder that waits for the next
-    poll, and meanwhile a long poll (`fetch_max_wait_ms`, 500 ms) for the idle partitions holds the
-    connection. During a rush on one course that stall cost more than the batches themselves."""
+    At least what one fetch of a partition brings (aiokafka's `max_partition_fetch_bytes`, 1 MiB: about
+    1,100 intake records). aiokafka fetches a partition again only once all its fetched records are
+    taken, and sends one fetch per broker at a time: a smaller batch leaves a remainder behind, and by
+    the time it is taken a long poll for the idle partitions (up to `fetch_max_wait_ms`, 500 ms) holds
+    the broker. In a rush on one course that wait cost more than applying the batches."""
     return int(os.environ.get("REGISTRATION_BATCH_MAX", "2000"))
 
 

@@ -236,6 +236,7 @@ async def test_substitution_of_a_binding_seat_and_refusals(stack: Any) -> None:
     async with stack.http() as client:
         listing = (await client.get(f"/courses/{course_id}/registrations", headers=ADMIN_HEADERS)).json()
     assert listing["registrations"][0]["participant"]["email"] == "aase@kommune.dk"
+    assert listing["registrations"][0]["terms_version"] == "2026-01"  # only participant and buyer replaced
 
 
 async def test_duplicate_participant_and_unknown_course_get_an_answer(stack: Any) -> None:
