@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -86,6 +86,18 @@ def _registration(row: asyncpg.Record) -> Registration:
         binding_since=row["binding_since"],
         cancelled_at=row["cancelled_at"],
     )
+
+
+@dataclass
+class PendingWrite:
+    """One batch's changes as rows, between `CourseBooks.pending` and `write_back`."""
+
+    inserted: list[tuple[Any, ...]] = field(default_factory=list)
+    updated: list[tuple[Any, ...]] = field(default_factory=list)
+    courses: list[tuple[Any, ...]] = field(default_factory=list)
+    tokens: dict[UUID, UUID] = field(default_factory=dict)  # the write_token each changed course gets
+    changed: list[CourseBook] = field(default_factory=list)
+    unchanged: list[CourseBook] = field(default_factory=list)
 
 
 class CourseBooks:
@@ -175,30 +187,21 @@ class CourseBooks:
         book.mark_persisted()
         self._cache[state.course_id] = (token, book)
 
-    async def save(
-        self,
-        conn: Connection,
-        books: Sequence[CourseBook],
-        sources: Mapping[UUID, Source],
-        details: Mapping[UUID, str],
-    ) -> set[UUID]:
-        """Write what a batch changed in every book: COPY for new registrations, one pipelined statement
-        for changed ones, and one statement for all course rows guarded by their expected version.
-
-        `details` are JSON objects: the whole stored form of a new registration, and the keys to replace
-        in the form of a changed one (a substitution's participant and buyer). Returns the ids of the
-        courses whose row was written (a new version)."""
-        inserted: list[tuple[Any, ...]] = []
-        updated: list[tuple[Any, ...]] = []
-        courses: list[tuple[Any, ...]] = []
-        tokens: dict[UUID, UUID] = {}
+    def pending(
+        self, books: Iterable[CourseBook], sources: Mapping[UUID, Source], forms: Mapping[UUID, str]
+    ) -> PendingWrite:
+        """What a batch changed in every book, as rows (no I/O). `sources` and `forms` (the stored form,
+        a JSON object) are those of the batch's new registrations."""
+        pending = PendingWrite()
         for book in books:
             changes = book.pending_changes()
             if changes.is_empty:
+                pending.unchanged.append(book)
                 continue
+            pending.changed.append(book)
             for r in changes.inserted:
                 source = sources[r.registration_id]
-                inserted.append(
+                pending.inserted.append(
                     (
                         r.registration_id,
                         r.course_id,
@@ -212,11 +215,11 @@ class CourseBooks:
                         source.partition,
                         source.offset,
                         r.cancelled_at,
-                        details.get(r.registration_id, "{}"),
+                        forms.get(r.registration_id, "{}"),
                     )
                 )
             for r in changes.updated:
-                updated.append(
+                pending.updated.append(
                     (
                         r.registration_id,
                         r.participant_email,
@@ -225,12 +228,12 @@ class CourseBooks:
                         r.binding_since,
                         r.queue_number,
                         r.cancelled_at,
-                        details.get(r.registration_id),
                     )
                 )
             s = changes.course
-            tokens[s.course_id] = uuid.uuid4()
-            courses.append(
+            token = uuid.uuid4()
+            pending.tokens[s.course_id] = token
+            pending.courses.append(
                 (
                     s.course_id,
                     s.capacity,
@@ -242,19 +245,41 @@ class CourseBooks:
                     s.next_queue_number,
                     s.version,
                     changes.expected_version,
-                    tokens[s.course_id],
+                    token,
                 )
             )
-        if inserted:
-            await conn.copy_records_to_table("registrations", records=inserted, columns=_INSERT_COLUMNS)
-        if updated:
+        return pending
+
+    async def insert_new(self, conn: Connection, pending: PendingWrite) -> None:
+        """The batch's new registrations, with one COPY."""
+        if pending.inserted:
+            await conn.copy_records_to_table(
+                "registrations", records=pending.inserted, columns=_INSERT_COLUMNS
+            )
+
+    async def write_back(
+        self, conn: Connection, pending: PendingWrite, replaced_forms: Mapping[UUID, str] | None = None
+    ) -> set[UUID]:
+        """The rest of the batch, after `insert_new`: one pipelined statement for changed registrations,
+        one for the keys a substitution replaces in their stored form (`replaced_forms`, JSON objects),
+        and one for all course rows guarded by their expected version. Returns the ids of the courses
+        whose row was written (a new version)."""
+        if pending.updated:
             await conn.executemany(
                 "UPDATE registrations SET participant_email = $2, status = $3, binding = $4,"
-                " binding_since = $5, queue_number = $6, cancelled_at = $7,"
-                " details = coalesce(details || $8::jsonb, details), updated_at = now() WHERE registration_id = $1",
-                updated,
+                " binding_since = $5, queue_number = $6, cancelled_at = $7, updated_at = now()"
+                " WHERE registration_id = $1",
+                pending.updated,
             )
-        if courses:
+        if replaced_forms:
+            await conn.execute(
+                "UPDATE registrations r SET details = r.details || u.form, updated_at = now()"
+                " FROM unnest($1::uuid[], $2::jsonb[]) AS u(registration_id, form)"
+                " WHERE r.registration_id = u.registration_id",
+                list(replaced_forms),
+                list(replaced_forms.values()),
+            )
+        if pending.courses:
             written = await conn.fetch(
                 "UPDATE course_seats c SET capacity = u.capacity, seats_taken = u.seats_taken,"
                 " starts_at = u.starts_at, deadline = u.deadline, status = u.status,"
@@ -265,19 +290,18 @@ class CourseBooks:
                 " AS u(course_id, capacity, seats_taken, starts_at, deadline, status, deadline_passed,"
                 " next_queue_number, version, expected_version, write_token)"
                 " WHERE c.course_id = u.course_id AND c.version = u.expected_version RETURNING c.course_id",
-                *[list(column) for column in zip(*courses, strict=True)],
+                *[list(column) for column in zip(*pending.courses, strict=True)],
             )
-            if len(written) != len(courses):
+            if len(written) != len(pending.courses):
                 raise StaleCourseBook("a course row changed under its lock")
-        for book in books:
-            if book.course_id in tokens:
-                book.mark_persisted()
-                self._cache[book.course_id] = (tokens[book.course_id], book)
-            else:
-                row_token = self._locked_tokens.get(book.course_id)
-                if row_token is not None and book.pending_changes().is_empty:
-                    self._cache[book.course_id] = (row_token, book)
-        return set(tokens)
+        for book in pending.changed:
+            book.mark_persisted()
+            self._cache[book.course_id] = (pending.tokens[book.course_id], book)
+        for book in pending.unchanged:
+            row_token = self._locked_tokens.get(book.course_id)
+            if row_token is not None:
+                self._cache[book.course_id] = (row_token, book)
+        return set(pending.tokens)
 
     def forget(self, course_ids: Iterable[UUID]) -> None:
         for course_id in course_ids:

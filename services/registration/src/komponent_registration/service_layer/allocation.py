@@ -9,6 +9,7 @@ guards (migration 0001) stay the last line of defence against overbooking.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -74,6 +75,8 @@ class Request:
 
 
 People = tuple[contract.Participant, contract.Buyer]
+# (registration_id, course_id, reason, existing_registration_id, at) of a registration that gets no row.
+Refusal = tuple[UUID, UUID, str, UUID | None, datetime]
 
 # -- domain metrics (ids and kinds only) -------------------------------------------------------------------
 registrations = meter.create_counter(
@@ -158,7 +161,7 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
     # Participant and buyer travel in the outcome events (no lookups downstream): new ones come from the
     # batch itself (the first delivery of each registration), those of earlier registrations from rows.
     people: dict[UUID, People] = {}
-    received: dict[UUID, Request] = {}
+    received: dict[UUID, contract.RegistrationReceived] = {}
     sources: dict[UUID, Source] = {}
     for request in requests:
         course_requests = by_course.get(request.course_id)
@@ -174,7 +177,7 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
             and isinstance(payload, contract.RegistrationReceived)
             and payload.registration_id not in received
         ):
-            received[payload.registration_id] = request
+            received[payload.registration_id] = payload
             people[payload.registration_id] = (payload.participant, payload.buyer)
             sources[payload.registration_id] = request.source
     locked = await books.lock(conn, by_course, referenced)
@@ -196,26 +199,28 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 contract.Buyer.model_validate(stored["buyer"]),
             )
 
-    out: list[tuple[CloudEvent[Event], dict[str, str]]] = []
-    refusals: list[tuple[UUID, UUID, str, UUID | None, datetime]] = []
-    substituted: set[UUID] = set()
-    for request, outcomes in answered:
-        for index, outcome in enumerate(outcomes):
-            event = _to_contract(outcome, request, people, substituted, refusals)
-            if event is not None:
-                event_id = _outcome_id(request.event_id, index)
-                out.append((CloudEvent(event, source=SOURCE, id=event_id), request.trace_headers))
-
-    # The stored form: the whole of it for registrations new in this batch (with the participant a
-    # substitution in the same batch put in), the replaced participant and buyer for earlier ones.
-    details: dict[UUID, str] = {}
-    for registration_id, request in received.items():
-        assert isinstance(request.payload, contract.RegistrationReceived)
-        participant, buyer = people[registration_id]
-        details[registration_id] = _details_json(participant, buyer, request.payload.terms_version)
-    for registration_id in substituted - received.keys():
-        details[registration_id] = _details_json(*people[registration_id])
-    changed = await books.save(conn, list(locked.values()), sources, details)
+    # The new registration rows are the batch's largest write: PostgreSQL inserts them while this process
+    # builds the outcome events, so the two cores work at once instead of in turn. Nothing else may use
+    # `conn` until the insert is done; a substitution of a registration new in this batch is written
+    # into its stored form afterwards, with those of earlier registrations.
+    forms = {
+        registration_id: _form_json(payload.participant, payload.buyer, payload.terms_version)
+        for registration_id, payload in received.items()
+    }
+    pending = books.pending(locked.values(), sources, forms)
+    inserting = asyncio.ensure_future(books.insert_new(conn, pending))
+    try:
+        await asyncio.sleep(0)  # the insert task encodes and sends its rows, then waits for PostgreSQL
+        out, refusals, substituted = _outcome_events(answered, people)
+    except BaseException:
+        # Whatever went wrong here, the connection must be idle before the transaction is rolled back.
+        await asyncio.gather(inserting, return_exceptions=True)
+        raise
+    await inserting
+    replaced_forms = {
+        registration_id: _form_json(*people[registration_id]) for registration_id in substituted
+    }
+    changed = await books.write_back(conn, pending, replaced_forms)
     await record_refusals(conn, refusals)
 
     # One seat count per course per batch, whatever the batch did: the catalogue shows "seats left"
@@ -262,11 +267,28 @@ def _outcome_id(request_id: UUID, index: int) -> UUID:
     return UUID(bytes=digest.digest()[:16], version=5)
 
 
-def _details_json(
+def _outcome_events(
+    answered: list[tuple[Request, list[domain.CourseEvent]]], people: dict[UUID, People]
+) -> tuple[list[tuple[CloudEvent[Event], dict[str, str]]], list[Refusal], set[UUID]]:
+    """The contract events for the domain's answers, each with the trace of the request that caused it;
+    the refusals to record; the registrations substituted (`people` then holds their new participant)."""
+    out: list[tuple[CloudEvent[Event], dict[str, str]]] = []
+    refusals: list[Refusal] = []
+    substituted: set[UUID] = set()
+    for request, outcomes in answered:
+        for index, outcome in enumerate(outcomes):
+            event = _to_contract(outcome, request, people, substituted, refusals)
+            if event is not None:
+                event_id = _outcome_id(request.event_id, index)
+                out.append((CloudEvent(event, source=SOURCE, id=event_id), request.trace_headers))
+    return out, refusals, substituted
+
+
+def _form_json(
     participant: contract.Participant, buyer: contract.Buyer, terms_version: str | None = None
 ) -> str:
-    """The registration's stored form as a JSON object, serialised by pydantic in one call (the models'
-    own JSON form, as `model_dump(mode="json")` would give, at a fraction of the cost)."""
+    """A registration's stored form (or the part a substitution replaces) as a JSON object, serialised by
+    pydantic in one call: the models' own JSON form, as `model_dump(mode="json")` gives, for less."""
     document: dict[str, object] = {"participant": participant, "buyer": buyer}
     if terms_version is not None:
         document["terms_version"] = terms_version
@@ -278,7 +300,7 @@ def _to_contract(
     request: Request,
     people: dict[UUID, People],
     substituted: set[UUID],
-    refusals: list[tuple[UUID, UUID, str, UUID | None, datetime]],
+    refusals: list[Refusal],
 ) -> Event | None:
     ids: dict[str, Any] = {
         "registration_id": outcome.registration_id,
