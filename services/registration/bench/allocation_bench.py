@@ -43,7 +43,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from komponent_contracts import CloudEvent, parse, topics
 from komponent_contracts.events import CoursePublished, CourseSession, Participant, RegistrationReceived
 from komponent_contracts.examples import buyer, course
@@ -57,6 +56,8 @@ from komponent_runtime.settings import DatabaseSettings
 from komponent_runtime.testing import (
     ServiceProcess,
     create_database,
+    create_topics,
+    delete_created_topics,
     isolated_topics,
     kafka_bootstrap,
     produce_many,
@@ -91,14 +92,7 @@ async def produce(events: Sequence[CloudEvent[Any]], prefix: str = "", topic: st
 async def raw_relay(n: int) -> float:
     stem = f"bench.relay.{uuid.uuid4().hex[:8]}"
     source, sink = f"{stem}.in", f"{stem}.out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(t, num_partitions=12, replication_factor=1) for t in (source, sink)]
-        )
-    finally:
-        await admin.close()
+    await create_topics(source, sink, partitions=12, with_dead_letters=False)
     course_ids = [uuid.uuid4() for _ in range(100)]
     await produce([registration(random.choice(course_ids), i) for i in range(n)], topic=source)
 
@@ -137,6 +131,7 @@ async def raw_relay(n: int) -> float:
     finally:
         await consumer.stop()
         await producer.stop()
+        await delete_created_topics()
 
 
 # ---------------------------------------------------------------------------------- D1: pgbench
@@ -227,6 +222,7 @@ async def allocator(n: int, courses: int) -> tuple[float, int]:
     finally:
         service.stop()
         await pool.close()
+        await delete_created_topics()
 
 
 # ----------------------------------------------------------------------- S1: the batch transaction
@@ -342,10 +338,16 @@ async def main() -> None:
         f" {n} registrations per measurement, REGISTRATION_BATCH_MAX {batch}"
     )
     runs = []
-    for run in range(1, args.runs + 1):
-        if args.runs > 1:
-            print(f"-- run {run} of {args.runs}")
-        runs.append(await one_run(n, batch))
+    try:
+        for run in range(1, args.runs + 1):
+            if args.runs > 1:
+                print(f"-- run {run} of {args.runs}")
+            runs.append(await one_run(n, batch))
+    finally:
+        # The broker is shared: each measurement creates topics (an allocator's whole topic set is about
+        # 100 partitions, each a directory of open files); left behind, they exhaust the broker's files.
+        # Each measurement deletes its own; this catches an interrupted one.
+        await delete_created_topics()
     if args.runs > 1:
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         print(f"-- medians of {args.runs} runs (ratios: median of each run's ratio)")
