@@ -41,10 +41,10 @@ class NotificationSettings(BaseSettings):
     retry_max_attempts: int = Field(
         DURABLE_RETRY.max_attempts, ge=1, validation_alias="NOTIFY_RETRY_MAX_ATTEMPTS"
     )
-    # Messages accepted by SMTP whose verdict may not be committed yet: the duplicates one crash can
-    # cause. Default 1, our promise of at most one duplicate per crash; 0 means twice the pool size
-    # (more throughput, up to that many duplicates per crash).
-    in_flight: int = Field(1, ge=0, validation_alias="NOTIFY_IN_FLIGHT")
+    # SMTP transactions in progress at once; 0: one per pool connection. Duplicates per crash stay at most
+    # one whatever this is: the SMTP pool's final-dot gate lets one message at a time from its final "."
+    # to its recorded verdict.
+    lanes: int = Field(0, ge=0, validation_alias="NOTIFY_LANES")
     course_wait_seconds: float = Field(6 * 3600, gt=0, validation_alias="NOTIFY_COURSE_WAIT_SECONDS")
 
     def smtp(self) -> SmtpSettings:
@@ -83,5 +83,5 @@ class NotificationSettings(BaseSettings):
                 max_delay=timedelta(seconds=max(self.retry_max_seconds, self.retry_base_seconds)),
             ),
             course_wait=timedelta(seconds=self.course_wait_seconds),
-            in_flight=self.in_flight or 2 * self.smtp_pool_size,
+            lanes=self.lanes or self.smtp_pool_size,
         )

@@ -41,7 +41,7 @@ PDF_KINDS = {EmailKind.INVOICE, EmailKind.CREDIT_NOTE}
 
 def compose(email: Email, now: datetime, identity: MailIdentity = IDENTITY) -> EmailMessage:
     """Compose, serialise to bytes as SMTP would, and parse back: tests see what a recipient sees."""
-    wire = MimeComposer(identity, EmailRenderer()).compose(email, now=now).as_bytes()
+    wire = MimeComposer(identity, EmailRenderer()).compose(email, now=now).data
     parsed = message_from_bytes(wire, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed

@@ -89,7 +89,7 @@ def test_each_event_plans_its_emails_and_each_renders(
         data = json.loads(json.dumps(p.render_data))
         email = build_email(p.kind, p.event_id, data, snapshot, cancel_reason="For få tilmeldte", pdf=PDF)
         assert email.recipient.email.lower() == p.recipient
-        message = message_from_bytes(bytes(composer.compose(email, now=NOW)), policy=policy.default)
+        message = message_from_bytes(composer.compose(email, now=NOW).data, policy=policy.default)
         assert isinstance(message, EmailMessage)
         assert message["Message-ID"] == p.key.message_id("mail.komponent.dk")
         text = message.get_body(("plain",))

@@ -1,4 +1,4 @@
-"""Turns a domain email into an RFC 5322 message ready for SMTP.
+"""Turns a domain email into an RFC 5322 message ready for SMTP: the envelope and the wire bytes.
 
 Structure: multipart/alternative (text/plain first, then text/html: clients show the last part they
 understand) wrapped in multipart/mixed when there are attachments (.ics, PDF).
@@ -16,17 +16,10 @@ Header decisions:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email.charset import BASE64, Charset
-from email.header import Header
-from email.message import Message
-from email.mime.application import MIMEApplication
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from ..domain.emails import (
     CalendarIntent,
@@ -38,21 +31,21 @@ from ..domain.emails import (
 )
 from ..domain.ledger import SendLedgerKey
 from ..domain.policy import allows_unsubscribe
+from . import rfc5322
 from .calendar_file import course_calendar
 from .rendering import EmailRenderer
 
-# Built with the classic `email.mime` classes, not `EmailMessage` + `policy.default`: the modern API
-# re-parses every header through the header registry, which made composing cost more CPU than sending
-# (≈7 ms per message against a fraction of that), and the notifier must keep up with raw SMTP.
-# Headers are encoded explicitly instead (RFC 2047 words for Danish names and subjects).
-# Bodies in base64: the encoder is C (binascii), where quoted-printable is a per-character Python loop
-# that cost more than the SMTP transaction; both keep lines under the 998-octet limit.
-# Encoded words in base64 too ("=?utf-8?b?…?="): the quoted-printable header encoder measures every split
-# candidate character by character and was the single hottest spot when composing.
-_UTF8_B64 = Charset("utf-8")
-_UTF8_B64.header_encoding = BASE64
-_UTF8_B64.body_encoding = BASE64
-_WHITESPACE = re.compile(r"\s+")
+# Written straight to bytes by `rfc5322` rather than built as an `email.mime` tree and flattened by
+# `email.generator`: flattening cost more CPU than the whole SMTP transaction, and the notifier must keep
+# up with raw SMTP. Bodies in base64 (binascii, C) and headers as RFC 2047 B-words: quoted-printable is a
+# per-character Python loop in the standard library, and either keeps lines under the 998-octet limit.
+_TEXT_PLAIN = 'Content-Type: text/plain; charset="utf-8"\r\n'
+_TEXT_HTML = 'Content-Type: text/html; charset="utf-8"\r\n'
+_FIXED_HEADERS = (
+    rfc5322.header("MIME-Version", "1.0")
+    + rfc5322.header("Auto-Submitted", "auto-generated")
+    + rfc5322.header("X-Auto-Response-Suppress", "OOF, AutoReply")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,71 +58,83 @@ class MailIdentity:
     unsubscribe_url: Callable[[SendLedgerKey], str] | None = None
 
 
-def _address(name: str, email: str) -> str:
-    # One line whatever the name contains: a display name must never be able to start a new header.
-    return formataddr((_WHITESPACE.sub(" ", name).strip(), email), charset=_UTF8_B64)
+@dataclass(frozen=True, slots=True)
+class ComposedEmail:
+    """What SMTP needs: the envelope and the message as it goes over the wire (CRLF lines, 7-bit)."""
 
-
-def _text_part(content: str, subtype: str, charset: Charset = _UTF8_B64) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(content, charset=charset)
-    return part
+    envelope_from: str
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str
 
 
 class MimeComposer:
     def __init__(self, identity: MailIdentity, renderer: EmailRenderer) -> None:
         self._identity = identity
         self._renderer = renderer
+        self._from = rfc5322.mailbox("From", identity.from_name, identity.from_address)
 
-    def compose(self, email: Email, *, now: datetime) -> Message:
+    def compose(self, email: Email, *, now: datetime) -> ComposedEmail:
         """Build the message; `now` comes from the injectable clock and becomes Date and DTSTAMP."""
         key = SendLedgerKey.for_email(email)
         rendered = self._renderer.render(email)
+        message_id = key.message_id(self._identity.message_id_domain)
+        recipient = email.recipient
 
-        body = MIMEMultipart("alternative")
-        body.attach(_text_part(rendered.text, "plain"))
-        body.attach(_text_part(rendered.html, "html"))
+        content = rfc5322.multipart(
+            "alternative",
+            [
+                rfc5322.base64_part(_TEXT_PLAIN, rendered.text.encode("utf-8")),
+                rfc5322.base64_part(_TEXT_HTML, rendered.html.encode("utf-8")),
+            ],
+        )
         attachments = self._calendar(email, now) + self._pdf(email)
         if attachments:
-            message: Message = MIMEMultipart("mixed")
-            message.attach(body)
-            for attachment in attachments:
-                message.attach(attachment)
-        else:
-            message = body
+            content = rfc5322.multipart("mixed", [content, *attachments])
 
-        message["From"] = _address(self._identity.from_name, self._identity.from_address)
-        message["To"] = _address(email.recipient.name, email.recipient.email)
-        message["Reply-To"] = self._reply_to(email)
-        message["Subject"] = Header(rendered.subject, _UTF8_B64).encode()
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = key.message_id(self._identity.message_id_domain)
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-        # For the email log and support; ids only, no personal data.
-        message["X-Komponent-Email-Kind"] = email.kind.value
-        message["X-Komponent-Event-Id"] = str(email.event_id)
-        self._add_unsubscribe(message, email, key)
-        return message
+        data = b"".join(
+            [
+                self._from,
+                rfc5322.mailbox("To", recipient.name, recipient.email),
+                self._reply_to(email),
+                rfc5322.unstructured("Subject", rendered.subject),
+                rfc5322.header("Date", format_datetime(now)),
+                rfc5322.header("Message-ID", message_id),
+                _FIXED_HEADERS,
+                # For the email log and support; ids only, no personal data.
+                rfc5322.header("X-Komponent-Email-Kind", email.kind.value),
+                rfc5322.header("X-Komponent-Event-Id", str(email.event_id)),
+                self._unsubscribe(email, key),
+                content,  # starts with the Content-Type header and the blank line ending the header
+            ]
+        )
+        return ComposedEmail(
+            envelope_from=rfc5322.addr_spec(self._identity.from_address),
+            recipients=(rfc5322.addr_spec(recipient.email),),
+            data=data,
+            message_id=message_id,
+        )
 
-    def _reply_to(self, email: Email) -> str:
+    def _reply_to(self, email: Email) -> bytes:
         if (
             isinstance(email, InvoiceIssued | CreditNoteIssued | PaymentReminder)
             and self._identity.billing_reply_to
         ):
-            return _address(f"{self._identity.from_name} Økonomi", self._identity.billing_reply_to)
+            name = f"{self._identity.from_name} Økonomi"
+            return rfc5322.mailbox("Reply-To", name, self._identity.billing_reply_to)
         contact = email.course.contact
-        return _address(contact.name, contact.email)
+        return rfc5322.mailbox("Reply-To", contact.name, contact.email)
 
-    def _add_unsubscribe(self, message: Message, email: Email, key: SendLedgerKey) -> None:
+    def _unsubscribe(self, email: Email, key: SendLedgerKey) -> bytes:
         if self._identity.unsubscribe_url is None or not allows_unsubscribe(email.kind):
-            return
+            return b""
         url = self._identity.unsubscribe_url(key)
-        message["List-Unsubscribe"] = f"<{url}>"
+        lines = rfc5322.header("List-Unsubscribe", f"<{url}>")
         if url.startswith("https://"):
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            lines += rfc5322.header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        return lines
 
-    def _calendar(self, email: Email, now: datetime) -> list[Message]:
+    def _calendar(self, email: Email, now: datetime) -> list[bytes]:
         intent = calendar_intent(email)
         if intent is CalendarIntent.NONE:
             return []
@@ -137,16 +142,15 @@ class MimeComposer:
             email.course, intent, uid_domain=self._identity.message_id_domain, stamped_at=now
         )
         cancelling = intent is CalendarIntent.CANCEL
-        part = _text_part(ics.decode("utf-8"), "calendar", _UTF8_B64)
-        part.set_param("method", "CANCEL" if cancelling else "PUBLISH")
-        filename = "aflysning.ics" if cancelling else "kursus.ics"
-        part.add_header("Content-Disposition", "attachment", filename=filename)
-        return [part]
+        headers = (
+            f'Content-Type: text/calendar; charset="utf-8"; method={"CANCEL" if cancelling else "PUBLISH"}\r\n'
+            + rfc5322.attachment_disposition("aflysning.ics" if cancelling else "kursus.ics")
+        )
+        return [rfc5322.base64_part(headers, ics)]
 
-    def _pdf(self, email: Email) -> list[Message]:
+    def _pdf(self, email: Email) -> list[bytes]:
         if not isinstance(email, InvoiceIssued | CreditNoteIssued | PaymentReminder) or email.pdf is None:
             return []
-        part = MIMEApplication(email.pdf.content, "pdf")
-        # RFC 2231 encoding keeps "Kreditnota K-…pdf" and Danish letters intact in the filename.
-        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", email.pdf.filename))
-        return [part]
+        # A plain quoted filename when it is ASCII, RFC 2231 when it carries Danish letters.
+        headers = "Content-Type: application/pdf\r\n" + rfc5322.attachment_disposition(email.pdf.filename)
+        return [rfc5322.base64_part(headers, email.pdf.content)]

@@ -1,10 +1,16 @@
 """The sender loop: drain the send ledger through the SMTP pool.
 
 One round: claim due rows (one per recipient, oldest first; the claim counts the attempt and leases the
-row in its own short transaction), build and compose each email, hand them to the pool concurrently, then
-record every verdict in ONE transaction that also enqueues EmailSent/EmailFailed. Nothing is held open while
-SMTP talks. A crash between SMTP acceptance and that transaction leaves the row claimed: the lease runs out,
-it is claimed and sent again (at most one duplicate per crash, visible as attempts > outcomes).
+row in its own short transaction), build and compose each email ahead of the SMTP lanes, and send on all
+pool connections at once. Nothing is held open while SMTP talks.
+
+At most one duplicate per crash, with every connection busy: a crash between SMTP acceptance and the
+recorded verdict leaves the row claimed, so the lease runs out and it is sent again. The pool's final-dot
+gate (`adapters.smtp_pool`) lets only one connection at a time go from its final "." to its recorded
+verdict, and an accepted verdict is recorded right there in one statement (`adapters.sent_verdict`), so at
+any moment at most one message is accepted and unrecorded. Every other verdict (refusals, no course or PDF
+yet, unreachable server: nothing was accepted) is group-committed outside the gate. A re-sent message is
+visible as attempts > outcomes and carries the same Message-ID.
 """
 
 from __future__ import annotations
@@ -13,10 +19,9 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import Message
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,9 +35,10 @@ from opentelemetry import propagate, trace
 
 from ..adapters import contract_mapping as mapping
 from ..adapters import repository as repo
+from ..adapters import sent_verdict
 from ..adapters.billing_documents import DocumentSource, DocumentUnavailable
-from ..adapters.mime import MimeComposer
-from ..adapters.smtp_pool import SendResult
+from ..adapters.mime import ComposedEmail, MimeComposer
+from ..adapters.smtp_pool import FinalDotWithheld, RecordVerdict, SendResult
 from ..domain.course import ContactPerson, CourseSnapshot
 from ..domain.emails import EmailKind, PdfDocument
 from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy
@@ -72,7 +78,10 @@ DURABLE_RETRY = RetryPolicy(
 
 
 class MailTransport(Protocol):
-    async def send_once(self, message: Message) -> SendResult: ...
+    async def send_once(self, message: ComposedEmail, record: RecordVerdict | None = None) -> SendResult:
+        """One attempt; `record` gets the verdict exactly once, inside the final-dot gate when the message
+        may have been accepted (see `adapters.smtp_pool`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,10 +93,9 @@ class SenderConfig:
     # Bound on waiting for a course's snapshot that has not arrived (course events on another topic).
     course_wait: timedelta = timedelta(hours=6)
     source: str = "/notifications"
-    # Lanes: messages between their SMTP transaction and their committed verdict. This is the most one
-    # crash can duplicate. Default twice the SMTP pool: a connection sends the next message while the
-    # previous verdict commits (one lane per connection would leave it idle for every commit).
-    in_flight: int = 8
+    # Lanes: SMTP transactions in progress at once, one per pool connection. However many there are, the
+    # pool's final-dot gate keeps at most one message accepted and unrecorded (one duplicate per crash).
+    lanes: int = 4
 
 
 @dataclass(frozen=True)
@@ -143,38 +151,45 @@ class EmailSender:
         if not rows:
             return 0
         recorder = _Recorder(self._record)
+        lanes = max(1, self.config.lanes)
         # Composing is CPU work on this event loop, sending is mostly waiting for the server: compose
         # ahead into a short queue so the connections never wait for a message to be composed.
-        ready: asyncio.Queue[tuple[Any, Message | _Verdict] | None] = asyncio.Queue(
-            maxsize=2 * self.config.in_flight
-        )
+        ready: asyncio.Queue[tuple[Any, ComposedEmail | _Verdict] | None] = asyncio.Queue(maxsize=2 * lanes)
 
         async def compose_ahead() -> None:
             for row in rows:
                 await ready.put((row, await self._prepare(row, courses.get(row["course_id"]))))
-            for _ in range(self.config.in_flight):
+            for _ in range(lanes):
                 await ready.put(None)
 
-        # A lane owns a message from its SMTP transaction until its verdict is committed: at most
-        # `in_flight` messages are ever accepted by SMTP but not yet recorded, which bounds the duplicates
-        # one crash can cause. Verdicts of all lanes share commits.
-        async def lane() -> None:
-            while (item := await ready.get()) is not None:
-                row, prepared = item
-                if isinstance(prepared, _Verdict):
-                    verdict = prepared
-                else:
+        # Accepted verdicts are recorded inside the final-dot gate on this one connection (only one
+        # message is ever in the gate); everything else goes to the group commit.
+        async with self.pool.acquire() as gate_conn:
+
+            async def lane() -> None:
+                while (item := await ready.get()) is not None:
+                    row, prepared = item
+                    if isinstance(prepared, _Verdict):
+                        await recorder.record(row, prepared)
+                        continue
+
+                    async def record(result: SendResult, row: Any = row) -> None:
+                        verdict = _Verdict(result.outcome, result.code, result.reply[:500])
+                        if verdict.outcome is DeliveryOutcome.ACCEPTED:
+                            await self._record_accepted(gate_conn, row, verdict)
+                        else:
+                            await recorder.record(row, verdict)
+
+                    # The span covers the transaction, the wait for the gate and the recorded verdict.
                     with _smtp_span(row) as span:
-                        result = await self.transport.send_once(prepared)
+                        result = await self.transport.send_once(prepared, record)
                         span.set_attribute("smtp.reply_code", result.code or 0)
                         span.set_attribute("email.outcome", result.outcome.value)
-                    verdict = _Verdict(result.outcome, result.code, result.reply[:500])
-                await recorder.record(row, verdict)
 
-        await asyncio.gather(compose_ahead(), *(lane() for _ in range(self.config.in_flight)))
+            await _together([compose_ahead(), *(lane() for _ in range(lanes))])
         return len(rows)
 
-    async def _prepare(self, row: Any, course: repo.KnownCourse | None) -> Message | _Verdict:
+    async def _prepare(self, row: Any, course: repo.KnownCourse | None) -> ComposedEmail | _Verdict:
         """The composed message, or the verdict when it cannot be sent now (no course, no PDF) or ever."""
         if course is None:
             return _Verdict(DeliveryOutcome.TRANSIENT, None, "waiting for the course snapshot", False)
@@ -220,6 +235,17 @@ class EmailSender:
         label = "Faktura" if kind is EmailKind.INVOICE else "Kreditnota"
         return PdfDocument(f"{label} {event.document_number}.pdf", await self.documents.pdf(event.pdf_url))
 
+    async def _record_accepted(self, conn: Any, row: Any, verdict: _Verdict) -> None:
+        """One accepted verdict and its EmailSent, in one statement (inside the final-dot gate)."""
+        event = self._outcome_event(row, verdict, sent=True)
+        if not await sent_verdict.record_sent(
+            conn, row["id"], verdict.code, verdict.reply, event, _trace_of(row)
+        ):
+            log.error("ledger row of an accepted email not found", extra={"email_id": str(row["email_id"])})
+            return
+        self.stats.sent += 1
+        emails_sent.add(1, {"kind": CONTRACT_KIND[EmailKind(row["kind"])]})
+
     async def _record(self, results: list[tuple[Any, _Verdict]]) -> None:
         """Record verdicts in ONE transaction, with their EmailSent/EmailFailed in the outbox."""
         sent, failed, later, outcomes = [], [], [], []
@@ -240,8 +266,8 @@ class EmailSender:
             # flushes it within wal_writer_delay); only a PostgreSQL crash can lose the last moment of
             # verdicts, and then their rows are still claimed with attempts > outcomes: sent again after
             # the lease and counted as possible duplicates, exactly like a crash of ours. Never lost.
-            # The claim (which counts the attempt) stays synchronous. Lanes wait for this commit, so a
-            # disk flush per group was the sender's slowest step.
+            # The claim (which counts the attempt) stays synchronous. Verdicts wait for their commit, so
+            # a disk flush per commit was the sender's slowest step. (Accepted verdicts: sent_verdict.)
             await conn.execute("SET LOCAL synchronous_commit TO off")
             # Only the statements this group needs: every round trip here is time a lane waits.
             if sent:
@@ -293,6 +319,18 @@ class EmailSender:
         return CloudEvent(data=data, source=self.config.source)
 
 
+async def _together(coroutines: list[Coroutine[Any, Any, None]]) -> None:
+    """Run a round's tasks; the first failure cancels the rest and is raised as itself (the run loop
+    handles database and network errors by type), not as the sends it withheld at the gate."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coroutine in coroutines:
+                group.create_task(coroutine)
+    except BaseExceptionGroup as failed:
+        causes = [e for e in failed.exceptions if not isinstance(e, FinalDotWithheld)]
+        raise (causes or list(failed.exceptions))[0] from None
+
+
 def _trace_of(row: Any) -> dict[str, str]:
     return {k: row[k] for k in ("traceparent", "tracestate") if row[k]}
 
@@ -340,7 +378,9 @@ class _Recorder:
                 await self._commit([(row, verdict) for row, verdict, _ in group])
             except Exception as exc:
                 for _, _, done in group:
-                    done.set_exception(exc)
+                    if not done.done():  # its lane may have been cancelled with the round
+                        done.set_exception(exc)
             else:
                 for _, _, done in group:
-                    done.set_result(None)
+                    if not done.done():
+                        done.set_result(None)
