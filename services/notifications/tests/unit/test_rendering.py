@@ -2,6 +2,8 @@
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import jinja2
 import pytest
@@ -159,3 +161,23 @@ def test_confirmation_shows_who_is_invoiced_with_ean_and_references(emails: Emai
         assert "Personreference: ÅBØ" in part
     without = renderer.render(replace(confirmed, invoiced_to=None)).text
     assert "Fakturaen sendes til" not in without
+
+
+def test_memoised_formats_answer_by_value_never_by_a_lookalike() -> None:
+    filters = build_environment().filters
+    utc, cph = ZoneInfo("UTC"), ZoneInfo("Europe/Copenhagen")
+    late_evening_utc = datetime(2023, 5, 3, 23, 30, tzinfo=utc)  # already 4 May in Copenhagen
+    assert filters["long_date"](date(2023, 5, 3)) == "onsdag den 3. maj 2023"
+    assert filters["long_date"](late_evening_utc) == "torsdag den 4. maj 2023"
+    assert filters["long_date"](date(2023, 5, 3)) == "onsdag den 3. maj 2023"  # cached, not mixed up
+    # The same instant in another zone reads the same (Copenhagen wall-clock time either way).
+    same_instant = late_evening_utc.astimezone(cph)
+    assert filters["time_span"](late_evening_utc, late_evening_utc + timedelta(hours=1)) == (
+        filters["time_span"](same_instant, same_instant + timedelta(hours=1))
+    )
+    assert filters["clock"](late_evening_utc) == "01:30"
+    assert filters["kroner"](550_000) == "5.500,00 kr." and filters["kroner"](-1) == "-0,01 kr."
+    with pytest.raises(ValueError):
+        filters["clock"](datetime(2023, 5, 3, 9, 0))  # naive: refused every time, never cached
+    with pytest.raises(ValueError):
+        filters["clock"](datetime(2023, 5, 3, 9, 0))
