@@ -206,7 +206,7 @@ def test_a_word_too_long_to_fold_keeps_a_long_line_never_over_998() -> None:
         data = rfc5322.mailbox("To", name, "a@kommune.dk")
         assert max(len(line) for line in lines(data)) <= rfc5322.HARD_LIMIT
         assert parsed(data)["To"].addresses[0].display_name == name
-    for name in ("A" * 1200, "Æ" * 100):  # encoded-words, which may be cut anywhere
+    for name in ("A" * 1200, '"Q" ' + "A" * 1200, "Æ" * 100):  # encoded-words, which may be cut anywhere
         data = rfc5322.mailbox("To", name, "a@kommune.dk")
         assert_well_formed_header(data, rfc5322.ENCODED_LINE_LIMIT)
         assert rfc2047_display_name(data) == name

@@ -129,11 +129,12 @@ def mailbox(name: str, display_name: str, address: str) -> bytes:
     if not display:
         return fold(name, [spec])
     if _plain(display):
-        if _ATOMS.fullmatch(display) is None:
-            display = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        phrase = display
+        if _ATOMS.fullmatch(phrase) is None:
+            phrase = '"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"'
         # Folding inserts CRLF before one of these spaces; unfolding restores the name exactly (also inside
         # a quoted-string, where folding white space is allowed). A word too long to fold keeps its line.
-        tokens = display.split(" ")
+        tokens = phrase.split(" ")
         limit = LINE_LIMIT
     else:
         tokens = _phrase(display, ENCODED_LINE_LIMIT - len(name) - 2)
