@@ -80,9 +80,11 @@ from komponent_runtime.testing import (
     REPO_ROOT,
     ServiceProcess,
     create_database,
+    delete_orphaned_topics,
     free_port,
     isolated_topics,
     kafka_bootstrap,
+    owned_token,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -219,7 +221,7 @@ async def delete_own_topics(prefixes: list[str]) -> None:
 
 
 async def scratch_topic(stem: str, partitions: int = 1) -> str:
-    name = f"bench.{stem}.{uuid.uuid4().hex[:8]}"
+    name = f"bench.{stem}.{owned_token()}"
     CREATED_TOPICS.append(name)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
     await admin.start()
@@ -1283,6 +1285,8 @@ async def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     await ensure_stack()
+    if removed := await delete_orphaned_topics():
+        say(f"deleted {removed} topics left behind by runs that died")
     load = os.getloadavg()
     results: dict[str, Any] = {
         "started": stamp,

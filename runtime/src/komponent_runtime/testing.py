@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,7 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def unique_topic() -> Callable[[str], str]:
     def make(stem: str) -> str:
-        return f"test.{stem}.{uuid.uuid4().hex[:10]}"
+        return f"test.{stem}.{owned_token()}"
 
     return make
 
@@ -199,7 +200,7 @@ async def isolated_topics() -> str:
     """Create the platform's whole topic set under a fresh prefix; return the prefix for KAFKA_TOPIC_PREFIX."""
     from komponent_runtime.topics import ensure_topics
 
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+    prefix = f"t{owned_token()}."
     _created_prefixes.add(prefix)
     old = os.environ.get("KAFKA_TOPIC_PREFIX")
     os.environ["KAFKA_TOPIC_PREFIX"] = prefix
@@ -297,6 +298,54 @@ def _dev_key_hash() -> str:
 ADMIN_HEADERS = {"Authorization": "Bearer local-dev-admin-key"}
 
 
+# -- topics left behind -----------------------------------------------------------------------------------
+# A run that is killed (a timeout, Ctrl-C, SIGKILL) never deletes its topics, and a long-lived local broker
+# collected ~20,000 partitions that way until it ran out of file descriptors. Every topic a test or a
+# benchmark creates therefore carries its creator's process id; the next run deletes those whose creator
+# is gone. Runs of other engineers on the same broker stay untouched while their processes live.
+
+_OWNED = re.compile(
+    r"^(?:t(?P<prefix>\d+)x[0-9a-f]{6}\.|(?:test|bench)\..*\.(?P<suffix>\d+)x[0-9a-f]{6}(?:\.dlq)?$)"
+)
+
+
+def owned_token() -> str:
+    """`<pid>x<random>`: unique, and names the process that owns the topic."""
+    return f"{os.getpid()}x{uuid.uuid4().hex[:6]}"
+
+
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphaned(topics: Iterable[str]) -> list[str]:
+    """The test and benchmark topics whose creating process no longer runs."""
+    doomed = []
+    for topic in topics:
+        if (match := _OWNED.match(topic)) and not _owner_alive(int(match["prefix"] or match["suffix"])):
+            doomed.append(topic)
+    return doomed
+
+
+async def delete_orphaned_topics() -> int:
+    """Delete the topics of test and benchmark runs that died before cleaning up; return how many."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        doomed = orphaned(await admin.list_topics())
+        for start in range(0, len(doomed), 100):
+            await admin.delete_topics(doomed[start : start + 100])
+        return len(doomed)
+    finally:
+        await admin.close()
+
+
 async def delete_created_topics() -> int:
     """Delete every topic this session created (by name or isolated prefix); return how many."""
     if not (_created_topics or _created_prefixes):
@@ -314,6 +363,13 @@ async def delete_created_topics() -> int:
         return len(doomed)
     finally:
         await admin.close()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        asyncio.run(asyncio.wait_for(delete_orphaned_topics(), timeout=10))
+    except Exception as exc:  # no broker (unit tests only): nothing to clean
+        print(f"note: orphaned test topics not checked: {type(exc).__name__}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

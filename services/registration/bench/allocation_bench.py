@@ -58,8 +58,10 @@ from komponent_runtime.testing import (
     create_database,
     create_topics,
     delete_created_topics,
+    delete_orphaned_topics,
     isolated_topics,
     kafka_bootstrap,
+    owned_token,
     produce_many,
 )
 
@@ -90,8 +92,8 @@ async def produce(events: Sequence[CloudEvent[Any]], prefix: str = "", topic: st
 
 
 async def raw_relay(n: int) -> float:
-    stem = f"bench.relay.{uuid.uuid4().hex[:8]}"
-    source, sink = f"{stem}.in", f"{stem}.out"
+    token = owned_token()  # names this process, so a later run deletes the topics if this one dies
+    source, sink = f"bench.relay.in.{token}", f"bench.relay.out.{token}"
     await create_topics(source, sink, partitions=12, with_dead_letters=False)
     course_ids = [uuid.uuid4() for _ in range(100)]
     await produce([registration(random.choice(course_ids), i) for i in range(n)], topic=source)
@@ -99,7 +101,7 @@ async def raw_relay(n: int) -> float:
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=kafka_bootstrap(),
-        group_id=f"{stem}.relay",
+        group_id=f"bench.relay.{token}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
@@ -330,6 +332,7 @@ async def main() -> None:
     args = parser.parse_args()
     n = args.registrations
     batch = allocation_batch_max()
+    await delete_orphaned_topics()  # topics of earlier runs that died; see komponent_runtime.testing
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}"
     )
