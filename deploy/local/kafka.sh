@@ -178,6 +178,9 @@ do_start() {
   write_props
   format_once
   local started=$SECONDS
+  # Every partition keeps a few files open; many test topic sets at once can exhaust a 20,000 limit.
+  # Raise the soft limit to the hard one (and the hard one when we may), never fail over it.
+  ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   start_daemon "$PIDFILE" "$LOGS/stdout.log" \
     java "${HEAP_OPTS[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dkafka.logs.dir="$LOGS" -Dlog4j2.configurationFile="$LOCAL_DIR/kafka/log4j2.properties" \
