@@ -85,23 +85,22 @@ async def enqueue_traced(
     statement instead of one per delivery keeps the batch transaction short."""
     if not items:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent, tracestate)"
-        " VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
-        [
-            (
-                e.id,
-                topic or topic_name(e.topic),
-                e.key,
-                json.dumps(e.headers()),
-                e.value(),
-                trace.get("traceparent"),
-                trace.get("tracestate"),
-            )
-            for e, trace in items
-        ],
+    # One statement for the rows and the relay's wake-up: arrays in, rows inserted in the given order
+    # (ids are the relay's publishing order), then NOTIFY (delivered at commit).
+    await conn.execute(
+        "WITH added AS (INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent,"
+        " tracestate) SELECT e, t, k, h::jsonb, v, tp, ts FROM unnest($1::uuid[], $2::text[], $3::bytea[],"
+        " $4::text[], $5::bytea[], $6::text[], $7::text[]) WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n)"
+        " ORDER BY n RETURNING 1) SELECT pg_notify($8, '')",
+        [e.id for e, _ in items],
+        [topic or topic_name(e.topic) for e, _ in items],
+        [e.key for e, _ in items],
+        [json.dumps(e.headers()) for e, _ in items],
+        [e.value() for e, _ in items],
+        [trace.get("traceparent") for _, trace in items],
+        [trace.get("tracestate") for _, trace in items],
+        NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 class Publisher(Protocol):

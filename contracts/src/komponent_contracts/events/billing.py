@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, EmailStr, Field
+from pydantic import AwareDatetime, Field
 
 from komponent_contracts import topics
 from komponent_contracts.events.base import Event, register
-from komponent_contracts.events.values import Text
+from komponent_contracts.events.values import Email, Text
 
 
 class _BillingDocument(Event):
@@ -29,7 +29,7 @@ class _BillingDocument(Event):
     buyer_ean: Annotated[str, Field(pattern=r"^\d{13}$")]
     buyer_reference: Text
     order_number: Text
-    billing_email: EmailStr
+    billing_email: Email
     total_excl_vat_ore: int
     vat_ore: int
     total_incl_vat_ore: int
@@ -74,7 +74,7 @@ class PaymentReminderDue(Event):
     document_id: UUID
     document_number: Annotated[str, Field(min_length=1, max_length=40)]
     reminder_number: Annotated[int, Field(ge=1, le=3)]
-    billing_email: EmailStr
+    billing_email: Email
     buyer_name: Text
     outstanding_ore: Annotated[int, Field(gt=0)]
     fee_ore: Annotated[int, Field(ge=0)] = 0
