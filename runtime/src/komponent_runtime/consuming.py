@@ -136,6 +136,7 @@ class EventConsumer:
         event_types: set[str] | None = None,
         retry: RetryPolicy | None = None,
         group_prefix: str = "",
+        fetch_max_wait_ms: int = 100,
     ) -> None:
         self.broker = broker
         self.pool = pool
@@ -143,6 +144,7 @@ class EventConsumer:
         self.topic = topic
         self.event_types = event_types
         self.retry = retry or RetryPolicy()
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.dead_letters = DeadLetters(broker, self.group)
         self.applied = 0
         self.duplicates = 0
@@ -190,6 +192,7 @@ class EventConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=idle_poll_ms,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             decoder=_raw_body,
         )
         async def consume(records: tuple[ConsumerRecord, ...]) -> None:

@@ -67,6 +67,7 @@ class Runtime:
             # Isolated topic sets (KAFKA_TOPIC_PREFIX) get isolated groups too: otherwise every platform on
             # one broker joins the same groups, and each start, stop or kill rebalances all of them.
             group_prefix=topic_name(""),
+            fetch_max_wait_ms=KafkaSettings().fetch_max_wait_ms,
         )
         self.consumers.append(consumer)
         return consumer

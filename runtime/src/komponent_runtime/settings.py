@@ -23,6 +23,11 @@ class KafkaSettings(BaseSettings):
     sasl_password: str | None = None
     ssl_cafile: str | None = None
     linger_ms: int = 1
+    # The longest the broker holds a fetch when no partition in it has new records. aiokafka keeps one
+    # fetch per broker in flight and leaves partitions with undelivered records out of it, so while a
+    # busy partition's records are being handled the next fetch asks only for the quiet ones, and the
+    # busy partition waits this long for its next turn (500 ms by default: a stall per fetched batch).
+    fetch_max_wait_ms: int = 100
     # Used when creating topics: 1 on the single local broker; production declares 3 and 2.
     replication_factor: int = 1
     min_insync_replicas: int | None = None
