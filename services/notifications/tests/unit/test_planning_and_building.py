@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-import pydantic.networks as pydantic_networks
 import pytest
 from komponent_contracts import events as ev
 from komponent_contracts.examples import all_examples, course
@@ -19,7 +18,7 @@ from komponent_notifications.adapters.rendering import EmailRenderer
 from komponent_notifications.domain.course import ContactPerson
 from komponent_notifications.domain.emails import EmailKind, PdfDocument
 from komponent_notifications.domain.policy import NotificationPolicy
-from komponent_notifications.service_layer.building import build_email, load_stored
+from komponent_notifications.service_layer.building import build_email
 from komponent_notifications.service_layer.planning import (
     PlannedEmail,
     RegistrationView,
@@ -141,34 +140,3 @@ def test_course_mapping_speaks_the_domains_words() -> None:
     assert snapshot.revision == 4
     no_contacts = course().model_copy(update={"contacts": ()})
     assert mapping.course_snapshot(no_contacts, revision=0, fallback_contact=FALLBACK).contact == FALLBACK
-
-
-@pytest.mark.parametrize("event", all_examples(), ids=lambda e: type(e).__name__)
-def test_stored_data_loads_as_the_models_validate_it_without_checking_addresses_again(
-    event: ev.Event, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stored = json.loads(json.dumps(event.model_dump(mode="json")))
-    expected = type(event).model_validate(stored)
-    checked: list[str] = []
-    original = pydantic_networks.validate_email
-
-    def counting(value: str) -> tuple[str, str]:
-        checked.append(value)
-        return original(value)
-
-    monkeypatch.setattr(pydantic_networks, "validate_email", counting)
-    loaded = load_stored(type(event), stored)
-    assert type(loaded) is type(event)
-    assert loaded == expected
-    assert loaded.model_fields_set == expected.model_fields_set
-    assert checked == []  # email-validator did not run again
-    for name in stored:  # nested models are the contracts' own classes, fully built
-        assert type(getattr(loaded, name)) is type(getattr(expected, name)), name
-
-
-def test_stored_data_is_still_validated_apart_from_the_address_checks() -> None:
-    stored = example(ev.RegistrationConfirmed).model_dump(mode="json")
-    with pytest.raises(ValueError):
-        load_stored(ev.RegistrationConfirmed, {**stored, "occurred_at": "not a time"})
-    with pytest.raises(ValueError):
-        load_stored(ev.RegistrationConfirmed, {**stored, "buyer": {**stored["buyer"], "ean": "123"}})

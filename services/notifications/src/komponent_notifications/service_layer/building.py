@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from functools import cache, partial
-from typing import Any, TypeVar, cast
+from typing import Any
 from uuid import UUID
 
 from komponent_contracts import events as ev
 from komponent_contracts.events.base import EVENT_TYPES
-from pydantic import BaseModel, EmailStr
-from pydantic_core import SchemaValidator, core_schema
 
 from ..adapters import contract_mapping as mapping
 from ..domain import emails as em
@@ -23,65 +20,13 @@ REMINDER_PAYMENT_DAYS = 10
 NEEDS_PDF = frozenset({EmailKind.INVOICE, EmailKind.CREDIT_NOTE})
 
 
-_Model = TypeVar("_Model", bound=BaseModel)
-_EMAIL_CHECK = EmailStr._validate.__func__  # type: ignore[attr-defined]
-
-
-def _without_email_checks(schema: Any) -> Any:
-    """A copy of a pydantic core schema in which EmailStr is a plain string.
-
-    Model nodes become "validate the fields, then `model_construct`": pydantic-core would otherwise reuse
-    the model class's prebuilt validator for them, email checks included. Models with their own __init__,
-    post-init hooks or a root are left as they are (the contracts have none)."""
-    if isinstance(schema, list):
-        return [_without_email_checks(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    kind = schema.get("type")
-    function = schema.get("function")
-    if (
-        kind == "function-after"
-        and isinstance(function, dict)
-        and getattr(function.get("function"), "__func__", None) is _EMAIL_CHECK
-    ):
-        return _without_email_checks(schema["schema"])
-    copied = {key: _without_email_checks(value) for key, value in schema.items()}
-    if kind == "model" and not (
-        copied.get("custom_init") or copied.get("root_model") or "post_init" in copied
-    ):
-        node = core_schema.no_info_after_validator_function(
-            partial(_construct, copied["cls"]), copied["schema"]
-        )
-        if "ref" in copied:
-            node["ref"] = copied["ref"]  # definition-refs elsewhere in the schema point here
-        return node
-    return copied
-
-
-def _construct(model: type[BaseModel], validated: tuple[dict[str, Any], Any, set[str]]) -> BaseModel:
-    values, _, fields_set = validated
-    return model.model_construct(fields_set, **values)
-
-
-@cache
-def _stored_validator(model: type[BaseModel]) -> SchemaValidator:
-    return SchemaValidator(_without_email_checks(model.__pydantic_core_schema__), model.model_config)  # type: ignore[arg-type]
-
-
-def load_stored(model: type[_Model], data: Any) -> _Model:
-    """Validate data this service stored itself, skipping only email-validator.
-
-    Render data is the `model_dump` of events (and participants, buyers) validated when they were consumed,
-    written in the same transaction as the inbox row; the addresses in it are email-validator's normalised
-    output, so checking them again at send time cannot change them. It cost ≈20 µs per address, four per
-    confirmation, most of building one. Everything else is still validated (types, dates, nested models,
-    EAN), and an address still has to be a plain ASCII addr-spec for the composer to write it.
-    """
-    return cast(_Model, _stored_validator(model).validate_python(data))
-
-
 def stored_event(render_data: dict[str, Any]) -> ev.Event:
-    return load_stored(EVENT_TYPES[render_data["event_type"]], render_data["event"])
+    # Stored render data is validated again at send time (types, dates, nested models, EAN: it may be
+    # days old and written by an older version). Addresses cost next to nothing here: the contracts' Email
+    # type remembers each address it has checked in this process, and this process checked these when it
+    # consumed the event, so email-validator runs again only in a process that has not seen the address
+    # (another replica, or after a restart: once per address).
+    return EVENT_TYPES[render_data["event_type"]].model_validate(render_data["event"])
 
 
 def build_email(
@@ -112,8 +57,8 @@ def _participant_email(
     course: CourseSnapshot,
     cancel_reason: str,
 ) -> em.ParticipantEmail:
-    person = load_stored(ev.Participant, data["participant"])
-    buyer = load_stored(ev.Buyer, data["buyer"]) if data.get("buyer") else None
+    person = ev.Participant.model_validate(data["participant"])
+    buyer = ev.Buyer.model_validate(data["buyer"]) if data.get("buyer") else None
     registration_id = UUID(data["registration_id"])
     common: dict[str, Any] = {
         "event_id": event_id,
@@ -187,7 +132,7 @@ def _document_email(
 def _payment_reminder(
     event_id: UUID, event: ev.PaymentReminderDue, data: dict[str, Any], course: CourseSnapshot
 ) -> em.PaymentReminder:
-    invoice = load_stored(ev.InvoiceIssued, data["invoice"]) if data.get("invoice") else None
+    invoice = ev.InvoiceIssued.model_validate(data["invoice"]) if data.get("invoice") else None
     if invoice is not None:
         contact = mapping.billing_contact_of_document(invoice)
         issue_date = date.fromisoformat(invoice.issue_date)
