@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Protocol
+from uuid import UUID
 
 import asyncpg
 from komponent_contracts import CloudEvent, Event
@@ -73,6 +74,25 @@ async def forget_published(conn: Connection, needles: Sequence[str]) -> int:
     return int(status.split()[-1])
 
 
+# What an outbox row holds, in column order; `row_values` gives them for one event. A statement that
+# writes outbox rows together with something else (see notifications' sent_verdict) uses both, so there
+# is one definition of how an event is stored for the relay.
+OUTBOX_COLUMNS = "event_id, topic, kafka_key, headers, value, traceparent, tracestate"
+OutboxRow = tuple[UUID, str, bytes, str, bytes, str | None, str | None]
+
+
+def row_values(event: CloudEvent[Event], trace: dict[str, str], topic: str | None = None) -> OutboxRow:
+    return (
+        event.id,
+        topic or topic_name(event.topic),
+        event.key,
+        json.dumps(event.headers()),
+        event.value(),
+        trace.get("traceparent"),
+        trace.get("tracestate"),
+    )
+
+
 async def enqueue_traced(
     conn: Connection,
     items: Sequence[tuple[CloudEvent[Event], dict[str, str]]],
@@ -85,20 +105,14 @@ async def enqueue_traced(
     statement instead of one per delivery keeps the batch transaction short."""
     if not items:
         return
+    columns = list(zip(*(row_values(e, trace, topic) for e, trace in items), strict=True))
     # One statement for the rows and the relay's wake-up: arrays in, rows inserted in the given order
     # (ids are the relay's publishing order), then NOTIFY (delivered at commit).
     await conn.execute(
-        "WITH added AS (INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent,"
-        " tracestate) SELECT e, t, k, h::jsonb, v, tp, ts FROM unnest($1::uuid[], $2::text[], $3::bytea[],"
-        " $4::text[], $5::bytea[], $6::text[], $7::text[]) WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n)"
-        " ORDER BY n RETURNING 1) SELECT pg_notify($8, '')",
-        [e.id for e, _ in items],
-        [topic or topic_name(e.topic) for e, _ in items],
-        [e.key for e, _ in items],
-        [json.dumps(e.headers()) for e, _ in items],
-        [e.value() for e, _ in items],
-        [trace.get("traceparent") for _, trace in items],
-        [trace.get("tracestate") for _, trace in items],
+        f"WITH added AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT e, t, k, h::jsonb, v, tp, ts"
+        " FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::text[])"
+        " WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n) ORDER BY n RETURNING 1) SELECT pg_notify($8, '')",
+        *(list(c) for c in columns),
         NOTIFY_CHANNEL,
     )
 

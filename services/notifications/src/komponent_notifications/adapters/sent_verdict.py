@@ -5,29 +5,28 @@ which no other connection may finish its message. The general path (`repository.
 `komponent_runtime.outbox.enqueue_traced` in a transaction) takes five round trips (BEGIN, UPDATE, INSERT,
 NOTIFY, COMMIT); one statement is atomic on its own (its implicit transaction) and takes one.
 
-The outbox row is written exactly as `enqueue_traced` writes it (a test compares the two rows), and the
-relay is woken the same way. `set_config('synchronous_commit', 'off', true)` is SET LOCAL for this
+The outbox row's columns and values come from the runtime (`outbox.OUTBOX_COLUMNS`, `outbox.row_values`),
+so it is stored exactly as `enqueue_traced` stores it (a test compares the two rows), and the relay is woken
+the same way. `set_config('synchronous_commit', 'off', true)` is SET LOCAL for this
 statement's transaction: the commit does not wait for the WAL flush (the sender explains why that is safe).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from komponent_contracts import CloudEvent, Event
 from komponent_runtime import outbox
 from komponent_runtime.database import Connection
-from komponent_runtime.settings import topic_name
 
-_RECORD_SENT = """
+_RECORD_SENT = f"""
 WITH sent AS (
     UPDATE send_ledger SET status = 'sent', sent_at = now(), outcomes = outcomes + 1,
         last_code = $2, last_reply = $3, claimed_until = NULL
     WHERE id = $1
     RETURNING id
 ), announced AS (
-    INSERT INTO outbox (event_id, topic, kafka_key, headers, value, traceparent, tracestate)
+    INSERT INTO outbox ({outbox.OUTBOX_COLUMNS})
     SELECT $4, $5, $6, $7::jsonb, $8, $9, $10 FROM sent
     RETURNING id
 )
@@ -45,17 +44,6 @@ async def record_sent(
 ) -> bool:
     """Mark the ledger row sent and enqueue `event`; False if there is no such row (nothing written)."""
     row: Any = await conn.fetchrow(
-        _RECORD_SENT,
-        ledger_id,
-        code,
-        reply,
-        event.id,
-        topic_name(event.topic),
-        event.key,
-        json.dumps(event.headers()),
-        event.value(),
-        trace.get("traceparent"),
-        trace.get("tracestate"),
-        outbox.NOTIFY_CHANNEL,
+        _RECORD_SENT, ledger_id, code, reply, *outbox.row_values(event, trace), outbox.NOTIFY_CHANNEL
     )
     return row is not None
