@@ -5,11 +5,13 @@ writes what the general path writes."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,15 +20,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from komponent_contracts import CloudEvent
 from komponent_contracts import events as ev
-from komponent_contracts.examples import NOW, buyer, course
+from komponent_contracts.examples import course
 from komponent_notifications.adapters import repository as repo
 from komponent_notifications.adapters import sent_verdict
 from komponent_notifications.adapters.mime import MimeComposer
 from komponent_notifications.adapters.rendering import EmailRenderer
 from komponent_notifications.adapters.smtp_pool import SmtpPool
 from komponent_notifications.app import MIGRATIONS
-from komponent_notifications.domain.policy import NotificationPolicy
-from komponent_notifications.service_layer.planning import PlannedEmail, plan_registration_outcome
+from komponent_notifications.service_layer.planning import PlannedEmail
 from komponent_notifications.service_layer.sender import EmailSender
 from komponent_notifications.settings import NotificationSettings
 from komponent_runtime import outbox
@@ -39,19 +40,13 @@ pytestmark = pytest.mark.infra
 
 
 def confirmations(n: int) -> list[PlannedEmail]:
-    planned: list[PlannedEmail] = []
-    for i in range(n):
-        event = ev.RegistrationConfirmed(
-            registration_id=uuid.uuid4(),
-            course_id=course().course_id,
-            occurred_at=NOW,
-            participant=ev.Participant(
-                name=f"Deltager Ærø {i}", email=f"deltager{i}@kommune.dk", job_title="Konsulent"
-            ),
-            buyer=buyer(),
-            binding=False,
-        )
-        planned += plan_registration_outcome(uuid.uuid4(), event, None, NotificationPolicy())
+    """The benchmark's sample confirmations (one definition of the sample data for both)."""
+    path = Path(__file__).parents[2] / "bench" / "email_bench.py"
+    spec = importlib.util.spec_from_file_location("email_bench", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    planned: list[PlannedEmail] = bench.planned_confirmations(n)
     return planned
 
 
