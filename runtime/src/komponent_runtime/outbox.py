@@ -19,13 +19,14 @@ from uuid import UUID
 
 import asyncpg
 from komponent_contracts import CloudEvent, Event
-from opentelemetry import context
+from opentelemetry import propagate, trace
 
 from komponent_runtime.database import Connection, holds_session_state
 from komponent_runtime.settings import topic_name
-from komponent_runtime.telemetry import attach_trace_headers, current_trace_headers
+from komponent_runtime.telemetry import current_trace_headers
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("komponent_runtime.outbox")
 NOTIFY_CHANNEL = "outbox"
 _RELAY_LOCK = 7_146_202
 
@@ -188,19 +189,32 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            futures = []
+            futures, spans = [], []
             for row in rows:
-                stored = {"traceparent": row["traceparent"] or "", "tracestate": row["tracestate"] or ""}
-                token = attach_trace_headers({k: v for k, v in stored.items() if v})
-                try:
-                    futures.append(
-                        await self._publish(
-                            row["topic"], row["kafka_key"], row["value"], json.loads(row["headers"])
-                        )
-                    )
-                finally:
-                    context.detach(token)
-            await asyncio.gather(*futures)
+                headers = json.loads(row["headers"])
+                # A PRODUCER span per record, child of the context stored with the row; its id travels in
+                # the record's traceparent, so the consumer's span continues the same trace.
+                stored = {k: row[k] for k in ("traceparent", "tracestate") if row[k]}
+                span = _tracer.start_span(
+                    f"{row['topic']} publish",
+                    context=propagate.extract(stored),
+                    kind=trace.SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.operation.type": "publish",
+                        "messaging.destination.name": row["topic"],
+                        "cloudevents.event_id": headers.get("ce_id", ""),
+                        "cloudevents.event_type": headers.get("ce_type", ""),
+                    },
+                )
+                spans.append(span)
+                propagate.inject(headers, context=trace.set_span_in_context(span))
+                futures.append(await self._publish(row["topic"], row["kafka_key"], row["value"], headers))
+            try:
+                await asyncio.gather(*futures)
+            finally:
+                for span in spans:
+                    span.end()
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )

@@ -120,7 +120,7 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
         applied = await migrate(conn, migrations)
     log.info("migrations up to date", extra={"applied_now": len(applied)})
 
-    broker = make_broker(KafkaSettings(), client_id=name, tracer_provider=tracer_provider)
+    broker = make_broker(KafkaSettings(), client_id=name)
     runtime = Runtime(name, pool, broker, tracer_provider, clock or SystemClock(), HttpSettings(), migrations)
     parts = wire(runtime)
     relay = OutboxRelay(pool, broker_publisher(broker), poll_seconds=service.outbox_poll_seconds)
