@@ -58,13 +58,12 @@ from komponent_notifications.adapters.calendar_file import course_calendar
 from komponent_notifications.adapters.mime import ComposedEmail, MimeComposer
 from komponent_notifications.adapters.rendering import EmailRenderer
 from komponent_notifications.adapters.smtp_pool import SmtpPool
-from komponent_notifications.app import MIGRATIONS
+from komponent_notifications.app import MIGRATIONS, build_sender
 from komponent_notifications.domain.emails import CalendarIntent, Email
 from komponent_notifications.domain.ledger import SendLedgerKey
 from komponent_notifications.domain.policy import NotificationPolicy
 from komponent_notifications.service_layer.building import build_email
 from komponent_notifications.service_layer.planning import PlannedEmail, plan_registration_outcome
-from komponent_notifications.service_layer.sender import EmailSender
 from komponent_notifications.settings import NotificationSettings
 from komponent_runtime.clock import SystemClock
 from komponent_runtime.database import create_pool, migrate
@@ -238,15 +237,7 @@ async def notifier(pool: asyncpg.Pool, port: int, pool_size: int, planned: list[
         async with conn.transaction():
             await repo.add_to_ledger(conn, planned, settings.message_id_domain)
     smtp = SmtpPool(settings.smtp())
-    sender = EmailSender(
-        pool=pool,
-        transport=smtp,
-        composer=MimeComposer(settings.identity(), EmailRenderer()),
-        documents=NoDocuments(),
-        clock=SystemClock(),
-        fallback_contact=settings.fallback_contact(),
-        config=settings.sender(),
-    )
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
     started, cpu = time.perf_counter(), time.process_time()
     while await sender.send_due():
         pass

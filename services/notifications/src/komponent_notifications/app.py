@@ -4,20 +4,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from komponent_contracts import events as ev
 from komponent_contracts import topics
+from komponent_runtime.clock import Clock
 from komponent_runtime.service import Runtime, ServiceParts
 
-from .adapters.billing_documents import HttpBillingDocuments
+from .adapters.billing_documents import DocumentSource, HttpBillingDocuments
 from .adapters.mime import MimeComposer
 from .adapters.rendering import EmailRenderer
 from .adapters.smtp_pool import SmtpPool
 from .entrypoints.http import email_log_router
 from .service_layer.handlers import Handlers
-from .service_layer.sender import EmailSender
+from .service_layer.sender import EmailSender, MailTransport
 from .settings import NotificationSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_sender(
+    settings: NotificationSettings,
+    pool: asyncpg.Pool,
+    transport: MailTransport,
+    documents: DocumentSource,
+    clock: Clock,
+) -> EmailSender:
+    """The sender exactly as the service runs it; the benchmark and the sender tests build theirs here too."""
+    return EmailSender(
+        pool=pool,
+        transport=transport,
+        composer=MimeComposer(settings.identity(), EmailRenderer()),
+        documents=documents,
+        clock=clock,
+        fallback_contact=settings.fallback_contact(),
+        config=settings.sender(),
+    )
 
 
 def wire(rt: Runtime) -> ServiceParts:
@@ -47,14 +68,12 @@ def wire(rt: Runtime) -> ServiceParts:
     billing_types = {ev.InvoiceIssued.ce_type, ev.CreditNoteIssued.ce_type, ev.PaymentReminderDue.ce_type}
     rt.consumer("billing-emails", topics.BILLING, billing_types).handle_each(handlers.on_billing_event)
 
-    sender = EmailSender(
-        pool=rt.pool,
-        transport=SmtpPool(settings.smtp()),
-        composer=MimeComposer(settings.identity(), EmailRenderer()),
-        documents=HttpBillingDocuments(settings.billing_url, settings.billing_api_key),
-        clock=rt.clock,
-        fallback_contact=settings.fallback_contact(),
-        config=settings.sender(),
+    sender = build_sender(
+        settings,
+        rt.pool,
+        SmtpPool(settings.smtp()),
+        HttpBillingDocuments(settings.billing_url, settings.billing_api_key),
+        rt.clock,
     )
 
     async def email_sender() -> None:

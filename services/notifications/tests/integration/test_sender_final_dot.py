@@ -23,12 +23,9 @@ from komponent_contracts import events as ev
 from komponent_contracts.examples import course
 from komponent_notifications.adapters import repository as repo
 from komponent_notifications.adapters import sent_verdict
-from komponent_notifications.adapters.mime import MimeComposer
-from komponent_notifications.adapters.rendering import EmailRenderer
 from komponent_notifications.adapters.smtp_pool import SmtpPool
-from komponent_notifications.app import MIGRATIONS
+from komponent_notifications.app import MIGRATIONS, build_sender
 from komponent_notifications.service_layer.planning import PlannedEmail
-from komponent_notifications.service_layer.sender import EmailSender
 from komponent_notifications.settings import NotificationSettings
 from komponent_runtime import outbox
 from komponent_runtime.clock import SystemClock
@@ -119,15 +116,7 @@ async def test_the_service_default_never_has_two_messages_accepted_and_unrecorde
     config = settings.sender()
     assert config.lanes == settings.smtp_pool_size == 4
     smtp = SmtpPool(settings.smtp())
-    sender = EmailSender(
-        pool=pool,
-        transport=smtp,
-        composer=MimeComposer(settings.identity(), EmailRenderer()),
-        documents=NoDocuments(),
-        clock=SystemClock(),
-        fallback_contact=settings.fallback_contact(),
-        config=config,
-    )
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
     async with smtp:
         while await sender.send_due():
             pass
