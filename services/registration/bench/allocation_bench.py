@@ -49,8 +49,7 @@ from komponent_contracts.examples import buyer, course
 from komponent_registration.adapters.repository import CourseBooks
 from komponent_registration.app import MIGRATIONS, allocation_batch_max, tune_gc
 from komponent_registration.entrypoints.consumers import Handlers
-from komponent_runtime import inbox
-from komponent_runtime.consuming import BatchHandler, Delivery
+from komponent_runtime.consuming import BatchHandler, Delivery, apply_first_deliveries
 from komponent_runtime.database import Connection, migrate
 from komponent_runtime.settings import DatabaseSettings
 from komponent_runtime.testing import (
@@ -241,11 +240,10 @@ def delivered(event: CloudEvent[Any], topic: str, offset: int) -> Delivery:
 async def consumer_transaction(
     pool: asyncpg.Pool, group: str, deliveries: list[Delivery], handler: BatchHandler
 ) -> None:
-    """What the runtime's batch consumer does with a parsed batch (`EventConsumer._process_batch`): one
-    transaction, the inbox rows, the handler with the first deliveries, commit."""
+    """What the runtime's batch consumer does with a parsed batch: one transaction, the runtime's own inbox
+    step and handler call (`apply_first_deliveries`), commit."""
     async with pool.acquire() as conn, conn.transaction():
-        fresh = await inbox.first_deliveries(conn, group, [d.event.id for d in deliveries])
-        await handler(conn, [d for d in deliveries if d.event.id in fresh])
+        await apply_first_deliveries(conn, group, deliveries, handler)
 
 
 async def allocation_stage(n: int, batch: int) -> tuple[float, int]:
