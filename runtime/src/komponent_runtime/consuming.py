@@ -3,7 +3,8 @@
 For each record: parse the CloudEvent (a malformed one goes to `<topic>.dlq` with the reason, and the
 partition moves on); then, in ONE database transaction, record it in the inbox and run the handler, which
 changes domain state and writes outgoing events to the outbox. The offset is committed only after that
-transaction (FastStream's default would commit first and lose the message on a crash).
+transaction (FastStream's default would commit first and lose the message on a crash), and lazily: at most
+once per `commit_interval_ms` and whenever the consumer goes idle (see `OffsetCommits`).
 
 Errors: infrastructure that is away (PostgreSQL, network) is retried with capped backoff and, when it stays
 away, the record is handed back to Kafka (not committed) to be tried again; any other failure is tried a
@@ -13,7 +14,10 @@ few times and then dead-lettered with the error, so one bad record never blocks 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +26,8 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -137,6 +142,7 @@ class EventConsumer:
         retry: RetryPolicy | None = None,
         group_prefix: str = "",
         fetch_max_wait_ms: int = 100,
+        commit_interval_ms: int = 1000,
     ) -> None:
         self.broker = broker
         self.pool = pool
@@ -145,6 +151,7 @@ class EventConsumer:
         self.event_types = event_types
         self.retry = retry or RetryPolicy()
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.commits = OffsetCommits(commit_interval_ms / 1000, self.group)
         self.dead_letters = DeadLetters(broker, self.group)
         self.applied = 0
         self.duplicates = 0
@@ -184,19 +191,32 @@ class EventConsumer:
         """Each fetch is handed over as soon as it arrives (whatever its size up to `max_records`); an idle
         consumer waits in one long poll of `idle_poll_ms` (see `_poll_batch`)."""
 
-        @self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             self.topic,
             group_id=self.group,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # Offsets are ours to commit (OffsetCommits): after the batch's transaction, lazily.
+            ack_policy=AckPolicy.MANUAL,
             batch=True,
             max_records=max_records,
             batch_timeout_ms=idle_poll_ms,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             decoder=_raw_body,
         )
+        _commits_of[subscriber] = self.commits
+
+        @subscriber
         async def consume(records: tuple[ConsumerRecord, ...]) -> None:
-            await self._process_batch(list(records), handler)
+            consumer = subscriber.consumer
+            try:
+                await self._process_batch(list(records), handler)
+            except BaseException:
+                # Not applied (infrastructure away for good, or shutting down): fetch it again.
+                if consumer is not None:
+                    rewind(consumer, records)
+                raise
+            if consumer is not None:
+                await self.commits.processed(consumer)
 
     # -- processing -------------------------------------------------------------------------------------
 
@@ -343,13 +363,69 @@ class _IsolateBatch(Exception):
     pass
 
 
+class OffsetCommits:
+    """Commits a consumer's position at most once per `interval` seconds, and when it goes idle.
+
+    Committing after every fetched batch cost a round trip to the broker per batch in every consumer (and
+    held the next fetch back while it waited), which at moderate load is a batch per event. Committing
+    later is safe because the inbox, not the offset, decides what was applied: after a crash or a
+    rebalance the records since the last commit are delivered again and dropped as duplicates. A commit
+    covers only batches already applied: the consumer's position moves past a batch when it is handed
+    out, and the next batch is fetched only after this one's transaction committed."""
+
+    def __init__(self, interval: float, group: str) -> None:
+        self.interval = interval
+        self.group = group
+        self.pending = False
+        self._last = time.monotonic()
+
+    async def processed(self, consumer: AIOKafkaConsumer) -> None:
+        """A batch was applied; commit if the last commit is `interval` old."""
+        self.pending = True
+        if time.monotonic() - self._last >= self.interval:
+            await self.flush(consumer)
+
+    async def flush(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit the position now if anything was applied since the last commit."""
+        if not self.pending:
+            return
+        self.pending = False
+        self._last = time.monotonic()
+        try:
+            await consumer.commit()
+        except KafkaError as exc:
+            # E.g. a rebalance in progress: the records are applied and will be committed by the next
+            # flush, or replayed to whoever owns the partition now and dropped by its inbox.
+            self.pending = True
+            log.info("offset commit deferred", extra={"group": self.group, "error": type(exc).__name__})
+
+
+def rewind(consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
+    """Move each partition of `records` back to its earliest record, so the batch is fetched again and no
+    later commit passes it."""
+    earliest: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        earliest[tp] = min(record.offset, earliest.get(tp, record.offset))
+    for tp, offset in earliest.items():
+        with contextlib.suppress(IllegalStateError):  # the partition was revoked meanwhile
+            consumer.seek(tp, offset)
+
+
+# Each batch subscriber's OffsetCommits, so the poll can flush them when the consumer goes idle.
+_commits_of: weakref.WeakKeyDictionary[Any, OffsetCommits] = weakref.WeakKeyDictionary()
+
+
 async def _poll_batch(self: BatchSubscriber, consumer: Any) -> tuple[ConsumerRecord, ...]:
     """FastStream's batch subscriber (0.7) sleeps `batch_timeout_ms` after every empty poll, on top of the
     poll's own wait. With a short timeout an idle consumer spins (poll + sleep a hundred times a second, in
     every service: most of the platform's idle CPU); with a long one a record arriving during the sleep
     waits it out. aiokafka's `getmany` already returns the moment records arrive, so one long poll and no
-    sleep is both cheap when idle and prompt when not."""
+    sleep is both cheap when idle and prompt when not. An empty poll means the consumer went idle: what it
+    applied since its last offset commit is committed then (see OffsetCommits)."""
     batches = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    if not batches and (commits := _commits_of.get(self)) is not None:
+        await commits.flush(consumer)
     return tuple(chain.from_iterable(batches.values()))
 
 

@@ -57,6 +57,7 @@ class Runtime:
     consumers: list[EventConsumer] = field(default_factory=list)
 
     def consumer(self, purpose: str, topic: str, event_types: set[str] | None = None) -> EventConsumer:
+        kafka = KafkaSettings()
         consumer = EventConsumer(
             self.broker,
             self.pool,
@@ -67,7 +68,8 @@ class Runtime:
             # Isolated topic sets (KAFKA_TOPIC_PREFIX) get isolated groups too: otherwise every platform on
             # one broker joins the same groups, and each start, stop or kill rebalances all of them.
             group_prefix=topic_name(""),
-            fetch_max_wait_ms=KafkaSettings().fetch_max_wait_ms,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            commit_interval_ms=kafka.commit_interval_ms,
         )
         self.consumers.append(consumer)
         return consumer

@@ -28,6 +28,9 @@ class KafkaSettings(BaseSettings):
     # busy partition's records are being handled the next fetch asks only for the quiet ones, and the
     # busy partition waits this long for its next turn (500 ms by default: a stall per fetched batch).
     fetch_max_wait_ms: int = 100
+    # Consumers commit their offsets at most this often (and when idle); records applied since the last
+    # commit are delivered again after a crash or rebalance and dropped by the inbox (consuming.OffsetCommits).
+    commit_interval_ms: int = 1000
     # Used when creating topics: 1 on the single local broker; production declares 3 and 2.
     replication_factor: int = 1
     min_insync_replicas: int | None = None

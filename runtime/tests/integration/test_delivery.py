@@ -27,6 +27,7 @@ from komponent_contracts.topics import dead_letter_topic
 from komponent_runtime import outbox
 from komponent_runtime.broker import broker_publisher, make_broker
 from komponent_runtime.database import migrate
+from komponent_runtime.metrics import consumer_lag
 from komponent_runtime.outbox import OutboxRelay
 from komponent_runtime.settings import KafkaSettings
 from komponent_runtime.testing import (
@@ -83,6 +84,7 @@ class ServiceProcess:
         if batch:
             args.append("--batch")
         env = {**os.environ, **(env or {}), **({"CRASH_AFTER_PUBLISH": "1"} if crash_after_publish else {})}
+        self.group = f"effect-service.{purpose}"
         self.log = tempfile.NamedTemporaryFile(prefix="effect-service-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -316,3 +318,34 @@ async def test_dead_letter_replayed_after_the_fix_is_applied_once(
     await asyncio.sleep(1.5)
     assert len(letters) == 1
     assert await effects(pool) == (2, 2)
+
+
+async def test_offsets_are_committed_to_the_end_once_the_consumer_goes_idle(
+    pool: asyncpg.Pool,
+    database: str,
+    unique_topic,
+    processes,  # type: ignore[no-untyped-def]
+) -> None:
+    """Commits are lazy (once per interval, consuming.OffsetCommits) but never left behind: when the stream
+    stops, the group's committed offsets reach the end of every partition while the consumer keeps running."""
+    topic, out = unique_topic("in"), unique_topic("out")
+    await create_topics(topic, out)
+    await produce(topic, [registration(uuid.uuid4()) for _ in range(300)])
+    processes.append(
+        ServiceProcess(
+            database,
+            topic,
+            out,
+            batch=True,
+            purpose=f"lazy-{uuid.uuid4().hex[:6]}",
+            env={"KAFKA_COMMIT_INTERVAL_MS": "60000"},
+        )
+    )
+    await wait_until(lambda: _has(pool, 300), what="all events applied")
+    group = processes[-1].group
+
+    async def committed_to_the_end() -> bool:
+        lag = await consumer_lag(KafkaSettings().bootstrap_servers, [group])
+        return bool(lag) and all(n == 0 for (_, t, _), n in lag.items() if t == topic)
+
+    await wait_until(committed_to_the_end, timeout=15, what="offsets committed to the end while idle")

@@ -71,7 +71,14 @@ async def main() -> None:
     async with pool.acquire() as conn:
         await migrate(conn, MIGRATIONS)
     broker = make_broker(KafkaSettings(), client_id="effect-service")
-    consumer = EventConsumer(broker, pool, service="effect-service", purpose=args.purpose, topic=args.topic)
+    consumer = EventConsumer(
+        broker,
+        pool,
+        service="effect-service",
+        purpose=args.purpose,
+        topic=args.topic,
+        commit_interval_ms=KafkaSettings().commit_interval_ms,
+    )
 
     async def one(conn: Connection, delivery: Delivery) -> None:
         await asyncio.sleep(args.handler_delay)
