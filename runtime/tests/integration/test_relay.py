@@ -1,0 +1,118 @@
+"""The outbox relay's single leader, on the real broker and database: two relays on one database publish
+every row once and in order (only the advisory-lock holder publishes; rows are not locked), and a relay whose
+lock connection dies stops publishing until it holds the lock again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import asyncpg
+import pytest
+from komponent_contracts import CloudEvent
+from komponent_contracts.events import RegistrationReceived
+from komponent_contracts.examples import all_examples
+from komponent_runtime import outbox
+from komponent_runtime.broker import broker_publisher, make_broker
+from komponent_runtime.database import create_pool, migrate
+from komponent_runtime.outbox import OutboxRelay
+from komponent_runtime.settings import DatabaseSettings, KafkaSettings
+from komponent_runtime.testing import create_topics, headers_of, read_topic, wait_until
+
+from .test_delivery import SUPPORT
+
+pytestmark = pytest.mark.infra
+
+
+def registrations(course_id: uuid.UUID, n: int) -> list[CloudEvent[RegistrationReceived]]:
+    template = next(e for e in all_examples() if isinstance(e, RegistrationReceived))
+    return [
+        CloudEvent(
+            data=template.model_copy(update={"registration_id": uuid.uuid4(), "course_id": course_id}),
+            source="/test",
+        )
+        for _ in range(n)
+    ]
+
+
+async def _enqueue_in_many_transactions(
+    pool: asyncpg.Pool, events: list[CloudEvent[RegistrationReceived]], topic: str
+) -> None:
+    for i in range(0, len(events), 7):
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, events[i : i + 7], topic=topic)
+        await asyncio.sleep(0)
+
+
+async def test_two_relays_on_one_database_publish_every_row_once_in_order(
+    pool: asyncpg.Pool, database: str, unique_topic
+) -> None:  # type: ignore[no-untyped-def]
+    topic = unique_topic("relay-pair")
+    await create_topics(topic, partitions=1, with_dead_letters=False)
+    async with pool.acquire() as conn:
+        await migrate(conn, SUPPORT / "migrations")
+    events = registrations(uuid.uuid4(), 700)
+    broker = make_broker(KafkaSettings(), client_id="test-relays")
+    await broker.start()
+    pools = [await create_pool(DatabaseSettings().dsn(database)) for _ in range(2)]
+    relays = [OutboxRelay(p, broker_publisher(broker), batch_size=50, poll_seconds=0.05) for p in pools]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    try:
+        await _enqueue_in_many_transactions(pool, events, topic)
+        records = await read_topic(topic, expect=len(events), timeout=60)
+        await asyncio.sleep(0.5)  # a second publisher would show up as extra records by now
+        records = await read_topic(topic, expect=len(events), timeout=5)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for p in pools:
+            await p.close()
+        await broker.stop()
+    assert [headers_of(r)["ce_id"] for r in records] == [str(e.id) for e in events]
+    assert sorted(r.published for r in relays) == [0, len(events)], "one relay leads, the other waits"
+
+
+async def test_a_relay_that_lost_its_lock_connection_stops_until_it_leads_again(
+    pool: asyncpg.Pool, database: str, unique_topic
+) -> None:  # type: ignore[no-untyped-def]
+    topic = unique_topic("relay-lock")
+    await create_topics(topic, partitions=1, with_dead_letters=False)
+    async with pool.acquire() as conn:
+        await migrate(conn, SUPPORT / "migrations")
+    broker = make_broker(KafkaSettings(), client_id="test-relay-lock")
+    await broker.start()
+    relay_pool = await create_pool(DatabaseSettings().dsn(database))
+    relay = OutboxRelay(relay_pool, broker_publisher(broker), poll_seconds=0.05)
+    task = asyncio.create_task(relay.run())
+    try:
+        first, second = registrations(uuid.uuid4(), 3), registrations(uuid.uuid4(), 3)
+        await _enqueue_in_many_transactions(pool, first, topic)
+        await wait_until(lambda: _published(relay, 3), what="the first rows published")
+        # Kill the session that holds the relay's advisory lock (as a network cut or PostgreSQL would).
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1",
+            outbox._RELAY_LOCK,
+        )
+        assert killed == 1
+        await _enqueue_in_many_transactions(pool, second, topic)
+        records = await read_topic(topic, expect=6, timeout=30)
+        leaders = await pool.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted",
+            outbox._RELAY_LOCK,
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await relay_pool.close()
+        await broker.stop()
+    assert [headers_of(r)["ce_id"] for r in records] == [str(e.id) for e in first + second]
+    assert leaders == 1, "the relay took the lock again before publishing the second rows"
+
+
+async def _published(relay: OutboxRelay, n: int) -> bool:
+    return relay.published >= n
