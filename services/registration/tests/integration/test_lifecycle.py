@@ -306,11 +306,28 @@ async def test_http_intake_idempotency_key_semantics(stack: Any) -> None:
         )
         assert busy.status_code == 409 and busy.headers["Retry-After"] == "1"
 
+        # A key left in progress longer than STALE_AFTER by a process that died is taken over by the same
+        # request (and only by it: a different request still gets 422).
+        stale = RegistrationBody.model_validate({**body, "terms_version": "2026-04"})
+        await stack.pool.execute(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status, created_at)"
+            " VALUES ('public', 'k-3', $1, 'in_progress', now() - interval '31 seconds')",
+            request_hash("POST", url, stale.model_dump(mode="json")),
+        )
+        taken_over = await client.post(
+            url, json={**body, "terms_version": "2026-04"}, headers={"Idempotency-Key": "k-3"}
+        )
+        assert taken_over.status_code == 202
+        replayed = await client.post(
+            url, json={**body, "terms_version": "2026-04"}, headers={"Idempotency-Key": "k-3"}
+        )
+        assert replayed.json() == taken_over.json() and replayed.headers["Idempotent-Replayed"] == "true"
+
         invalid = await client.post(url, json={**body, "buyer": {**body["buyer"], "ean": "5798000012340"}})
         assert invalid.status_code == 422
         assert [(e["field"], e["rule"]) for e in invalid.json()["errors"]] == [("buyer.ean", "value_error")]
 
-    # One intake record for the two accepted calls with key k-1, and it is allocated once.
+    # One intake record for the two accepted calls with key k-1 (and one for k-3), each allocated once.
     async def allocated() -> bool:
         return (await stack.status(UUID(registration_id))) is not None
 
@@ -319,7 +336,7 @@ async def test_http_intake_idempotency_key_semantics(stack: Any) -> None:
         "SELECT count(*) FROM outbox WHERE topic LIKE '%registration-intake.v1' AND kafka_key = $1",
         str(course_id).encode(),
     )
-    assert intake == 1
+    assert intake == 2
     assert (await stack.status(UUID(registration_id)))["status"] == "confirmed"
 
 

@@ -5,8 +5,8 @@ applies it in the course's partition order, the only order that decides who gets
 
 `Idempotency-Key` (pretix semantics, see README):
 - first call: an `in_progress` row is committed first, so a concurrent call with the same key can see it
-  and get 409 + Retry-After instead of waiting on a lock; then ONE transaction writes the outbox row and
-  stores the answer (`done`);
+  and get 409 + Retry-After instead of waiting on a lock; then ONE statement writes the outbox row and
+  stores the answer (`done`): two round trips per request;
 - repeat with the same key and the same request: the stored answer is replayed;
 - same key, different request: 422 (the client reused a key by mistake; nothing is stored);
 - a key left `in_progress` by a process that died is taken over after `STALE_AFTER`.
@@ -30,7 +30,7 @@ from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
 from komponent_runtime.database import Connection
 
-from komponent_registration.adapters import repository
+from komponent_registration.adapters import idempotency_keys, repository
 
 SOURCE = "/registration/http"
 STALE_AFTER = timedelta(seconds=30)
@@ -54,32 +54,20 @@ def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-Work = Callable[[Connection], Awaitable[Answer]]
+# A use case's work: it may read, and returns the answer and the event to publish (if any); it writes
+# nothing itself, so the event and the stored answer can be written in one statement.
+Work = Callable[[Connection], Awaitable[tuple[Answer, Event | None]]]
 
 
 async def idempotent(pool: asyncpg.Pool, scope: str, key: str | None, fingerprint: str, work: Work) -> Answer:
-    if key is None:
-        async with pool.acquire() as conn, conn.transaction():
-            return await work(conn)
     async with pool.acquire() as conn:
-        claimed = await conn.fetchval(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, status) VALUES ($1, $2, $3, 'in_progress')"
-            " ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()"
-            "   WHERE idempotency_keys.status = 'in_progress'"
-            f"   AND idempotency_keys.created_at < now() - interval '{int(STALE_AFTER.total_seconds())} seconds'"
-            "   AND idempotency_keys.request_hash = EXCLUDED.request_hash"
-            " RETURNING true",
-            scope,
-            key,
-            fingerprint,
-        )
-        if not claimed:
-            row = await conn.fetchrow(
-                "SELECT request_hash, status, response_status, response FROM idempotency_keys"
-                " WHERE scope = $1 AND key = $2",
-                scope,
-                key,
-            )
+        if key is None:
+            answer, event = await work(conn)
+            if event is not None:
+                await outbox.enqueue(conn, [CloudEvent(event, source=SOURCE)])  # one statement: atomic
+            return answer
+        if not await idempotency_keys.claim(conn, scope, key, fingerprint, STALE_AFTER):
+            row = await idempotency_keys.stored(conn, scope, key)
             if (
                 row is None
             ):  # removed between our insert and select: the first call failed; let the client retry
@@ -103,29 +91,17 @@ async def idempotent(pool: asyncpg.Pool, scope: str, key: str | None, fingerprin
                 )
             return _busy()
         try:
-            async with conn.transaction():
-                answer = await work(conn)
-                if answer.status in _NOT_STORED:
-                    await conn.execute(
-                        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key
-                    )
-                    return answer
-                await conn.execute(
-                    "UPDATE idempotency_keys SET status = 'done', response_status = $3, response = $4::jsonb,"
-                    " completed_at = now() WHERE scope = $1 AND key = $2",
-                    scope,
-                    key,
-                    answer.status,
-                    json.dumps(answer.body),
-                )
+            answer, event = await work(conn)
+            if answer.status in _NOT_STORED:
+                await idempotency_keys.forget(conn, scope, key)
+                return answer
+            published = CloudEvent(event, source=SOURCE) if event is not None else None
+            if not await idempotency_keys.complete(conn, scope, key, answer.status, answer.body, published):
+                return _busy()  # the key's row vanished: nothing was written, a retry is a first call
             return answer
         except BaseException:
             # Nothing was written: free the key so the client's retry is treated as a first call.
-            await conn.execute(
-                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 'in_progress'",
-                scope,
-                key,
-            )
+            await idempotency_keys.forget(conn, scope, key, only_in_progress=True)
             raise
 
 
@@ -145,10 +121,6 @@ def _busy() -> Answer:
     )
 
 
-async def _publish(conn: Connection, event: Event) -> None:
-    await outbox.enqueue(conn, [CloudEvent(event, source=SOURCE)])
-
-
 async def register(
     pool: asyncpg.Pool,
     clock: Clock,
@@ -160,20 +132,17 @@ async def register(
     key: str | None,
     fingerprint: str,
 ) -> Answer:
-    async def work(conn: Connection) -> Answer:
+    async def work(conn: Connection) -> tuple[Answer, Event | None]:
         registration_id = uuid.uuid4()
-        await _publish(
-            conn,
-            contract.RegistrationReceived(
-                registration_id=registration_id,
-                course_id=course_id,
-                received_at=clock.now(),
-                participant=participant,
-                buyer=buyer,
-                terms_version=terms_version,
-            ),
+        received = contract.RegistrationReceived(
+            registration_id=registration_id,
+            course_id=course_id,
+            received_at=clock.now(),
+            participant=participant,
+            buyer=buyer,
+            terms_version=terms_version,
         )
-        return _accepted(registration_id)
+        return _accepted(registration_id), received
 
     return await idempotent(pool, PUBLIC_SCOPE, key, fingerprint, work)
 
@@ -181,17 +150,14 @@ async def register(
 async def cancel(
     pool: asyncpg.Pool, clock: Clock, registration_id: UUID, *, key: str | None, fingerprint: str
 ) -> Answer:
-    async def work(conn: Connection) -> Answer:
+    async def work(conn: Connection) -> tuple[Answer, Event | None]:
         course_id = await repository.course_of_registration(conn, registration_id)
         if course_id is None:
-            return _unknown(registration_id)
-        await _publish(
-            conn,
-            contract.RegistrationCancellationRequested(
-                registration_id=registration_id, course_id=course_id, requested_at=clock.now()
-            ),
+            return _unknown(registration_id), None
+        requested = contract.RegistrationCancellationRequested(
+            registration_id=registration_id, course_id=course_id, requested_at=clock.now()
         )
-        return _accepted(registration_id)
+        return _accepted(registration_id), requested
 
     return await idempotent(pool, PUBLIC_SCOPE, key, fingerprint, work)
 
@@ -206,21 +172,18 @@ async def substitute(
     key: str | None,
     fingerprint: str,
 ) -> Answer:
-    async def work(conn: Connection) -> Answer:
+    async def work(conn: Connection) -> tuple[Answer, Event | None]:
         course_id = await repository.course_of_registration(conn, registration_id)
         if course_id is None:
-            return _unknown(registration_id)
-        await _publish(
-            conn,
-            contract.SubstitutionRequested(
-                registration_id=registration_id,
-                course_id=course_id,
-                requested_at=clock.now(),
-                new_participant=new_participant,
-                new_buyer=new_buyer,
-            ),
+            return _unknown(registration_id), None
+        requested = contract.SubstitutionRequested(
+            registration_id=registration_id,
+            course_id=course_id,
+            requested_at=clock.now(),
+            new_participant=new_participant,
+            new_buyer=new_buyer,
         )
-        return _accepted(registration_id)
+        return _accepted(registration_id), requested
 
     return await idempotent(pool, PUBLIC_SCOPE, key, fingerprint, work)
 
