@@ -32,7 +32,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
-from komponent_contracts import CloudEvent, Event, InvalidEvent, parse
+from komponent_contracts import EVENT_TYPES, CloudEvent, Event, InvalidEvent, parse
 from komponent_contracts.topics import dead_letter_topic
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -142,6 +142,7 @@ class EventConsumer:
         retry: RetryPolicy | None = None,
         group_prefix: str = "",
         fetch_max_wait_ms: int = 100,
+        fetch_min_bytes: int = 1,
         commit_interval_ms: int = 1000,
     ) -> None:
         self.broker = broker
@@ -151,6 +152,7 @@ class EventConsumer:
         self.event_types = event_types
         self.retry = retry or RetryPolicy()
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_min_bytes = fetch_min_bytes
         self.commits = OffsetCommits(commit_interval_ms / 1000, self.group)
         self.dead_letters = DeadLetters(broker, self.group)
         self.applied = 0
@@ -167,11 +169,13 @@ class EventConsumer:
 
     # -- wiring -----------------------------------------------------------------------------------------
 
-    def handle_each(self, handler: Handler, *, max_records: int = 100, idle_poll_ms: int = 500) -> None:
+    def handle_each(self, handler: Handler, *, max_records: int = 500, idle_poll_ms: int = 500) -> None:
         """Events one at a time in partition order, each with its own span and trace context, but fetched
-        in batches and applied in ONE transaction with ONE offset commit per fetch: a Kafka commit and a
-        PostgreSQL commit per event cost more than most handlers do. An event that keeps failing is found
-        by replaying the fetch one event per transaction (see `_process_batch`), so only it is dead-lettered.
+        in batches and applied in ONE transaction per fetch (offsets are committed lazily, see
+        OffsetCommits): a PostgreSQL commit per event costs more than most handlers do. `max_records`
+        covers what a fetch brings at moderate load, so a busy partition is not left with a remainder.
+        An event that keeps failing is found by replaying the fetch one event per transaction (see
+        `_process_batch`), so only it is dead-lettered.
         """
 
         async def apply_in_order(conn: Connection, deliveries: Sequence[Delivery]) -> None:
@@ -201,6 +205,7 @@ class EventConsumer:
             max_records=max_records,
             batch_timeout_ms=idle_poll_ms,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            fetch_min_bytes=self.fetch_min_bytes,
             decoder=_raw_body,
         )
         _commits_of[subscriber] = self.commits
@@ -220,7 +225,28 @@ class EventConsumer:
 
     # -- processing -------------------------------------------------------------------------------------
 
+    def _for_others(self, record: ConsumerRecord) -> bool:
+        """The record names a known event type this consumer does not handle: skip it unparsed. A family
+        topic carries many types; parsing (and validating) each only to drop it was most of what some
+        consumers did. Its own consumers judge it; an unknown or unreadable type is still parsed here and
+        dead-lettered with the reason."""
+        if self.event_types is None:
+            return False
+        named = None
+        for name, raw in record.headers or ():
+            if name == "ce_type":
+                named = raw  # the last one counts, as in `parse`
+        if named is None:
+            return False
+        try:
+            ce_type = named.decode()
+        except UnicodeDecodeError:
+            return False
+        return ce_type in EVENT_TYPES and ce_type not in self.event_types
+
     async def _parse(self, record: ConsumerRecord) -> CloudEvent[Event] | None:
+        if self._for_others(record):
+            return None
         try:
             event = parse(record.headers or (), record.value)
         except InvalidEvent as exc:
