@@ -56,7 +56,11 @@ class Runtime:
     migrations: Path
     consumers: list[EventConsumer] = field(default_factory=list)
 
-    def consumer(self, purpose: str, topic: str, event_types: set[str] | None = None) -> EventConsumer:
+    def consumer(
+        self, purpose: str, topic: str, event_types: set[str] | None = None, *, gather: bool = False
+    ) -> EventConsumer:
+        """A consumer of `topic` in the group `<service>.<purpose>`. `gather=True` for consumers nobody
+        waits on: their events are fetched in larger batches, up to `KAFKA_GATHER_MAX_WAIT_MS` late."""
         kafka = KafkaSettings()
         consumer = EventConsumer(
             self.broker,
@@ -68,7 +72,8 @@ class Runtime:
             # Isolated topic sets (KAFKA_TOPIC_PREFIX) get isolated groups too: otherwise every platform on
             # one broker joins the same groups, and each start, stop or kill rebalances all of them.
             group_prefix=topic_name(""),
-            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            fetch_max_wait_ms=kafka.gather_max_wait_ms if gather else kafka.fetch_max_wait_ms,
+            fetch_min_bytes=kafka.gather_min_bytes if gather else 1,
             commit_interval_ms=kafka.commit_interval_ms,
         )
         self.consumers.append(consumer)

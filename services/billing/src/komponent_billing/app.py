@@ -68,8 +68,9 @@ def wire(rt: Runtime) -> ServiceParts:
             ParticipantSubstituted.ce_type,
             ParticipantDataErased.ce_type,
         },
+        gather=True,  # invoices go out weeks later: gather registrations into larger batches
     ).handle_each(consumers.registration_event)
-    rt.consumer("invoice-run", topics.COURSE_CALENDAR, {InvoiceDue.ce_type}).handle_each(
+    rt.consumer("invoice-run", topics.COURSE_CALENDAR, {InvoiceDue.ce_type}, gather=True).handle_each(
         consumers.invoice_due
     )
 

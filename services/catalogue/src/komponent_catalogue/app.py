@@ -32,7 +32,8 @@ def wire(rt: Runtime) -> ServiceParts:
     settings = CatalogueSettings()
     courses = Courses(rt.pool, rt.clock)
 
-    seats = rt.consumer("seats-taken", topics.REGISTRATION, {CourseSeatsChanged.ce_type})
+    # Public seat counts may trail by a fraction of a second: the events are gathered into larger batches.
+    seats = rt.consumer("seats-taken", topics.REGISTRATION, {CourseSeatsChanged.ce_type}, gather=True)
     seats.handle_each(handlers.on_seats_changed)
 
     app = rt.http_app("Catalogue API", DESCRIPTION)

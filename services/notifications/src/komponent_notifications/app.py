@@ -62,11 +62,13 @@ def wire(rt: Runtime) -> ServiceParts:
     rt.consumer("registration-emails", topics.REGISTRATION, registration_types).handle_batches(
         handlers.on_registration_outcomes, max_records=200
     )
-    rt.consumer("course-reminders", topics.COURSE_CALENDAR, {ev.CourseReminderDue.ce_type}).handle_each(
-        handlers.on_course_reminder
-    )
+    rt.consumer(
+        "course-reminders", topics.COURSE_CALENDAR, {ev.CourseReminderDue.ce_type}, gather=True
+    ).handle_each(handlers.on_course_reminder)
     billing_types = {ev.InvoiceIssued.ce_type, ev.CreditNoteIssued.ce_type, ev.PaymentReminderDue.ce_type}
-    rt.consumer("billing-emails", topics.BILLING, billing_types).handle_each(handlers.on_billing_event)
+    rt.consumer("billing-emails", topics.BILLING, billing_types, gather=True).handle_each(
+        handlers.on_billing_event
+    )
 
     sender = build_sender(
         settings,

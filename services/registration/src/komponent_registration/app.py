@@ -62,7 +62,7 @@ def wire(rt: Runtime) -> ServiceParts:
         topics.COURSE,
         {CoursePublished.ce_type, CourseUpdated.ce_type, CourseCancelled.ce_type},
     ).handle_each(handlers.on_course)
-    rt.consumer("deadlines", topics.COURSE_CALENDAR, {DeadlinePassed.ce_type}).handle_each(
+    rt.consumer("deadlines", topics.COURSE_CALENDAR, {DeadlinePassed.ce_type}, gather=True).handle_each(
         handlers.on_deadline
     )
     app = rt.http_app(
