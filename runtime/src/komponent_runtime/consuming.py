@@ -37,7 +37,7 @@ from komponent_contracts.topics import dead_letter_topic
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from komponent_runtime import inbox, metrics
+from komponent_runtime import inbox, kafka_fetching, metrics
 from komponent_runtime.database import Connection
 from komponent_runtime.telemetry import attach_trace_headers
 
@@ -141,7 +141,7 @@ class EventConsumer:
         event_types: set[str] | None = None,
         retry: RetryPolicy | None = None,
         group_prefix: str = "",
-        fetch_max_wait_ms: int = 100,
+        fetch_max_wait_ms: int = 500,
         fetch_min_bytes: int = 1,
         commit_interval_ms: int = 1000,
     ) -> None:
@@ -456,3 +456,4 @@ async def _poll_batch(self: BatchSubscriber, consumer: Any) -> tuple[ConsumerRec
 
 
 BatchSubscriber.get_msg = _poll_batch  # type: ignore[method-assign]
+kafka_fetching.install()
