@@ -23,6 +23,11 @@ from komponent_runtime.testing import create_topics, headers_of, read_topic, wai
 from .test_delivery import SUPPORT
 
 pytestmark = pytest.mark.infra
+# pg_locks is cluster-wide: only this test's database (other tests and services use the same lock id).
+_THIS_DATABASES_RELAY_LOCK = (
+    "locktype = 'advisory' AND objid = $1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 def registrations(course_id: uuid.UUID, n: int) -> list[CloudEvent[RegistrationReceived]]:
@@ -94,14 +99,14 @@ async def test_a_relay_that_lost_its_lock_connection_stops_until_it_leads_again(
         await wait_until(lambda: _published(relay, 3), what="the first rows published")
         # Kill the session that holds the relay's advisory lock (as a network cut or PostgreSQL would).
         killed = await pool.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1",
+            f"SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE {_THIS_DATABASES_RELAY_LOCK}",
             outbox._RELAY_LOCK,
         )
         assert killed == 1
         await _enqueue_in_many_transactions(pool, second, topic)
         records = await read_topic(topic, expect=6, timeout=30)
         leaders = await pool.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted",
+            f"SELECT count(*) FROM pg_locks WHERE {_THIS_DATABASES_RELAY_LOCK} AND granted",
             outbox._RELAY_LOCK,
         )
     finally:
@@ -116,3 +121,26 @@ async def test_a_relay_that_lost_its_lock_connection_stops_until_it_leads_again(
 
 async def _published(relay: OutboxRelay, n: int) -> bool:
     return relay.published >= n
+
+
+async def test_marking_rows_published_skips_the_wal_flush_for_that_statement_only(
+    database: str,
+    unique_topic,  # type: ignore[no-untyped-def]
+) -> None:
+    """The mark is committed without waiting for the disk (a lost mark only re-publishes); the pooled
+    connection's own setting is untouched, so every other commit on it stays durable."""
+    topic = unique_topic("relay-async-mark")
+    await create_topics(topic, partitions=1, with_dead_letters=False)
+    pool = await create_pool(DatabaseSettings().dsn(database), min_size=1, max_size=1)
+    broker = make_broker(KafkaSettings(), client_id="test-relay-mark")
+    await broker.start()
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, SUPPORT / "migrations")
+        await _enqueue_in_many_transactions(pool, registrations(uuid.uuid4(), 3), topic)
+        assert await OutboxRelay(pool, broker_publisher(broker)).publish_pending() == 3
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert await pool.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await broker.stop()
+        await pool.close()
