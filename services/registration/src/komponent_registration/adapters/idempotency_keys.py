@@ -19,14 +19,19 @@ from komponent_runtime.telemetry import current_trace_headers
 
 async def claim(conn: Connection, scope: str, key: str, fingerprint: str, stale_after: timedelta) -> bool:
     """Insert the key `in_progress` (committed at once, so a concurrent call sees it); or take over a key
-    left `in_progress` longer than `stale_after` by the same request. False: the key is someone else's."""
+    left `in_progress` longer than `stale_after` by the same request. False: the key is someone else's.
+
+    Committed without waiting for the WAL flush: a claim lost in a crash only makes the client's retry a
+    first call, and `complete` (durable) flushes the log past this claim before anything is answered."""
     claimed = await conn.fetchval(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, status) VALUES ($1, $2, $3, 'in_progress')"
-        " ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()"
-        "   WHERE idempotency_keys.status = 'in_progress'"
-        "   AND idempotency_keys.created_at < now() - make_interval(secs => $4)"
-        "   AND idempotency_keys.request_hash = EXCLUDED.request_hash"
-        " RETURNING true",
+        "WITH claimed AS ("
+        "  INSERT INTO idempotency_keys (scope, key, request_hash, status) VALUES ($1, $2, $3, 'in_progress')"
+        "  ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()"
+        "    WHERE idempotency_keys.status = 'in_progress'"
+        "    AND idempotency_keys.created_at < now() - make_interval(secs => $4)"
+        "    AND idempotency_keys.request_hash = EXCLUDED.request_hash"
+        "  RETURNING true AS ok"
+        ") SELECT ok, set_config('synchronous_commit', 'off', true) FROM claimed",
         scope,
         key,
         fingerprint,
