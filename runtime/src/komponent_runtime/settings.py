@@ -22,7 +22,9 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: str | None = None
     ssl_cafile: str | None = None
-    linger_ms: int = 1
+    # The relay hands a whole batch to the producer before it yields, so records batch without lingering;
+    # a linger would only add its time to every hop.
+    linger_ms: int = 0
     # The longest the broker holds an idle consumer's fetch when no partition in it has new records (a
     # record arriving ends the wait). While fetched records wait to be consumed the wait is 10 ms instead
     # (see kafka_fetching): aiokafka's one fetch in flight would otherwise hold a busy partition back.
