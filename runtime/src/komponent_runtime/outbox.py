@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
@@ -134,11 +135,16 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        keep_published_seconds: float = 3600.0,
+        prune_every_seconds: float = 60.0,
     ) -> None:
         self._pool = pool
         self._publish = publish
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._keep_published = keep_published_seconds
+        self._prune_every = prune_every_seconds
+        self._next_prune = time.monotonic() + prune_every_seconds
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -173,6 +179,9 @@ class OutboxRelay:
                 self._wake.clear()
                 if await self.publish_pending() == self._batch_size:
                     continue  # more waiting: don't sleep
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + self._prune_every
+                    await self.prune()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
         finally:
@@ -232,6 +241,22 @@ class OutboxRelay:
             )
         self.published += len(rows)
         return len(rows)
+
+    async def prune(self, limit: int = 10_000) -> int:
+        """Delete up to `limit` rows published longer than `keep_published_seconds` ago; return how many.
+
+        A published row is history only (Kafka has the record): kept for a while for ops to look at, then
+        removed, so the table stays the size of the recent traffic instead of growing with every event
+        ever sent (and no personal data lingers in it)."""
+        async with self._pool.acquire() as conn:
+            pruned: int = await conn.fetchval(
+                "WITH gone AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                "   WHERE published_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2) RETURNING 1)"
+                " SELECT count(*) FROM gone",
+                self._keep_published,
+                limit,
+            )
+        return pruned
 
 
 async def backlog(conn: Connection) -> tuple[int, float]:

@@ -130,7 +130,12 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
     broker = make_broker(KafkaSettings(), client_id=name)
     runtime = Runtime(name, pool, broker, tracer_provider, clock or SystemClock(), HttpSettings(), migrations)
     parts = wire(runtime)
-    relay = OutboxRelay(pool, broker_publisher(broker), poll_seconds=service.outbox_poll_seconds)
+    relay = OutboxRelay(
+        pool,
+        broker_publisher(broker),
+        poll_seconds=service.outbox_poll_seconds,
+        keep_published_seconds=service.outbox_keep_published_seconds,
+    )
 
     await broker.start()
     gauges = PlumbingGauges(pool, KafkaSettings().bootstrap_servers, [c.group for c in runtime.consumers])

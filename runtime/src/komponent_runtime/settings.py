@@ -72,6 +72,8 @@ class ServiceSettings(BaseSettings):
     name: str
     database: str | None = None
     outbox_poll_seconds: float = 1.0
+    # Published outbox rows are kept this long for inspection, then deleted by the relay (Kafka has them).
+    outbox_keep_published_seconds: float = 3600.0
 
     @property
     def database_name(self) -> str:

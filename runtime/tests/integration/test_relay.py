@@ -144,3 +144,28 @@ async def test_marking_rows_published_skips_the_wal_flush_for_that_statement_onl
     finally:
         await broker.stop()
         await pool.close()
+
+
+async def test_rows_published_longer_ago_than_the_keep_time_are_pruned(pool: asyncpg.Pool) -> None:
+    """The outbox holds recent traffic, not all history: rows published more than `keep_published_seconds`
+    ago are deleted; unpublished rows and recently published ones stay."""
+    async with pool.acquire() as conn:
+        await migrate(conn, SUPPORT / "migrations")
+    events = registrations(uuid.uuid4(), 6)
+    await _enqueue_in_many_transactions(pool, events, "never-published-here")
+    ids = [r["id"] for r in await pool.fetch("SELECT id FROM outbox ORDER BY id")]
+    old, recent, waiting = ids[:3], ids[3:5], ids[5:]
+    await pool.execute("UPDATE outbox SET published_at = now() - interval '2 hours' WHERE id = ANY($1)", old)
+    await pool.execute(
+        "UPDATE outbox SET published_at = now() - interval '5 minutes' WHERE id = ANY($1)", recent
+    )
+    relay = OutboxRelay(pool, _never_called, keep_published_seconds=3600)
+    assert await relay.prune() == 3
+    assert [r["id"] for r in await pool.fetch("SELECT id FROM outbox ORDER BY id")] == recent + waiting
+    assert await relay.prune() == 0
+
+
+async def _never_called(
+    topic: str, key: bytes, value: bytes, headers: dict[str, str]
+) -> asyncio.Future[object]:
+    raise AssertionError("pruning publishes nothing")
