@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -53,11 +54,16 @@ async def known_courses(conn: Connection, course_ids: Sequence[UUID]) -> dict[UU
         list(set(course_ids)),
     )
     return {
-        r["course_id"]: KnownCourse(
-            ev.CourseSnapshot.model_validate_json(r["snapshot"]), r["revision"], r["cancel_reason"]
-        )
-        for r in rows
+        r["course_id"]: KnownCourse(_snapshot(r["snapshot"]), r["revision"], r["cancel_reason"]) for r in rows
     }
+
+
+@lru_cache(maxsize=512)
+def _snapshot(stored: str) -> ev.CourseSnapshot:
+    # Every sender round reads the courses of its emails; the stored JSON changes only with a new revision,
+    # and parsing (validating) a whole course snapshot cost more than composing the email. Frozen model:
+    # sharing one instance is safe.
+    return ev.CourseSnapshot.model_validate_json(stored)
 
 
 # -- registrations ----------------------------------------------------------------------------------------
