@@ -216,9 +216,13 @@ class EventConsumer:
             try:
                 await self._process_batch(list(records), handler)
             except BaseException:
-                # Not applied (infrastructure away for good, or shutting down): fetch it again.
+                # Not applied (infrastructure away for good, or shutting down): fetch it again. Whatever
+                # rewinding runs into must not replace the error (or the cancellation) being raised.
                 if consumer is not None:
-                    rewind(consumer, records)
+                    try:
+                        rewind(consumer, records)
+                    except Exception:
+                        log.warning("could not rewind after a failed batch", extra={"group": self.group})
                 raise
             if consumer is not None:
                 await self.commits.processed(consumer)
