@@ -222,7 +222,12 @@ class EventConsumer:
                     try:
                         rewind(consumer, records)
                     except Exception:
-                        log.warning("could not rewind after a failed batch", extra={"group": self.group})
+                        # The position is past a batch that was not applied: never commit again in this
+                        # process, so a restart replays from the last commit (the inbox drops repeats).
+                        self.commits.hold()
+                        log.exception(
+                            "could not rewind a failed batch; offsets held", extra={"group": self.group}
+                        )
                 raise
             if consumer is not None:
                 await self.commits.processed(consumer)
@@ -407,7 +412,12 @@ class OffsetCommits:
         self.interval = interval
         self.group = group
         self.pending = False
+        self.held = False
         self._last = time.monotonic()
+
+    def hold(self) -> None:
+        """Never commit again (the position can no longer be trusted to cover only applied batches)."""
+        self.held = True
 
     async def processed(self, consumer: AIOKafkaConsumer) -> None:
         """A batch was applied; commit if the last commit is `interval` old."""
@@ -417,7 +427,7 @@ class OffsetCommits:
 
     async def flush(self, consumer: AIOKafkaConsumer) -> None:
         """Commit the position now if anything was applied since the last commit."""
-        if not self.pending:
+        if not self.pending or self.held:
             return
         self.pending = False
         self._last = time.monotonic()

@@ -118,3 +118,12 @@ def test_rewind_skips_a_partition_revoked_meanwhile() -> None:
     consumer.revoked.add(TopicPartition("t", 1))
     rewind(consumer, [_record(0, 2), _record(1, 9)])  # type: ignore[arg-type]
     assert consumer.seeks == [(TopicPartition("t", 0), 2)]
+
+
+async def test_held_commits_never_commit_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    _Clock(monkeypatch)
+    commits, consumer = OffsetCommits(0.0, "g"), _Consumer()
+    commits.hold()
+    await commits.processed(consumer)  # type: ignore[arg-type]
+    await commits.flush(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == 0
