@@ -14,18 +14,19 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from komponent_contracts import CloudEvent, Event
+from komponent_contracts import Event
 from komponent_contracts import events as contract
-from komponent_runtime import outbox
 from komponent_runtime.database import Connection
 from komponent_runtime.metrics import meter
+from komponent_runtime.outbox import OutboxRow
 from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic_core import to_json
 
+from komponent_registration.adapters import outbox_rows
 from komponent_registration.adapters.repository import (
     CourseBooks,
     Source,
@@ -163,6 +164,8 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
     people: dict[UUID, People] = {}
     received: dict[UUID, contract.RegistrationReceived] = {}
     sources: dict[UUID, Source] = {}
+    # The same two as JSON, serialised once: the stored form and the registration's answer reuse them.
+    serialised: dict[UUID, tuple[bytes, bytes]] = {}
     for request in requests:
         course_requests = by_course.get(request.course_id)
         if course_requests is None:
@@ -179,6 +182,10 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
         ):
             received[payload.registration_id] = payload
             people[payload.registration_id] = (payload.participant, payload.buyer)
+            serialised[payload.registration_id] = (
+                outbox_rows.serialise(payload.participant),
+                outbox_rows.serialise(payload.buyer),
+            )
             sources[payload.registration_id] = request.source
     locked = await books.lock(conn, by_course, referenced)
 
@@ -200,53 +207,49 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
             )
 
     # The new registration rows are the batch's largest write: PostgreSQL inserts them while this process
-    # builds the outcome events, so the two cores work at once instead of in turn. Nothing else may use
+    # builds the outbox rows, so the two cores work at once instead of in turn. Nothing else may use
     # `conn` until the insert is done; a substitution of a registration new in this batch is written
     # into its stored form afterwards, with those of earlier registrations.
     forms = {
-        registration_id: _form_json(payload.participant, payload.buyer, payload.terms_version)
+        registration_id: _form_json(*serialised[registration_id], payload.terms_version)
         for registration_id, payload in received.items()
     }
     pending = books.pending(locked.values(), sources, forms)
     inserting = asyncio.ensure_future(books.insert_new(conn, pending))
     try:
         await asyncio.sleep(0)  # the insert task encodes and sends its rows, then waits for PostgreSQL
-        out, refusals, substituted = _outcome_events(answered, people)
+        rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
+        out, counts, refusals, substituted = _outcome_rows(answered, people, serialised, rows)
+        # One seat count per changed course per batch, whatever the batch did: the catalogue shows
+        # "seats left" from it and keeps the highest version, so it never goes backwards.
+        for book in pending.changed:
+            state = book.state()
+            last = by_course[book.course_id][-1]
+            seats = contract.CourseSeatsChanged(
+                course_id=book.course_id,
+                capacity=state.capacity,
+                seats_taken=state.seats_taken,
+                waiting_list_length=book.waiting_list_length,
+                version=state.version,  # a changed book's state is the version its write gives the row
+                occurred_at=last.command.at,
+            )
+            event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{book.course_id}/seats/{seats.version}")
+            out.append(rows.event(seats, event_id, last.trace_headers))
     except BaseException:
         # Whatever went wrong here, the connection must be idle before the transaction is rolled back.
         await asyncio.gather(inserting, return_exceptions=True)
         raise
     await inserting
     replaced_forms = {
-        registration_id: _form_json(*people[registration_id]) for registration_id in substituted
+        registration_id: _form_json(outbox_rows.serialise(participant), outbox_rows.serialise(buyer))
+        for registration_id in substituted
+        for participant, buyer in [people[registration_id]]
     }
     changed = await books.write_back(conn, pending, replaced_forms)
     await record_refusals(conn, refusals)
-
-    # One seat count per course per batch, whatever the batch did: the catalogue shows "seats left"
-    # from it and keeps the highest version, so it never goes backwards.
-    for course_id in changed:
-        book = locked[course_id]
-        state = book.state()
-        last = by_course[course_id][-1]
-        seats = contract.CourseSeatsChanged(
-            course_id=course_id,
-            capacity=state.capacity,
-            seats_taken=state.seats_taken,
-            waiting_list_length=book.waiting_list_length,
-            version=state.version,
-            occurred_at=last.command.at,
-        )
-        event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{course_id}/seats/{state.version}")
-        out.append((CloudEvent(seats, source=SOURCE, id=event_id), last.trace_headers))
-    await outbox.enqueue_traced(conn, out)
+    await outbox_rows.write(conn, out)
     # Recorded with the outbox rows, inside the caller's transaction: a batch rolled back and applied
     # again counts its outcomes twice (rare; the events themselves are exactly-once downstream).
-    counts: dict[str, int] = {}
-    for ce, _ in out:
-        label = _OUTCOMES.get(type(ce.data))
-        if label is not None:
-            counts[label] = counts.get(label, 0) + 1
     for label, count in counts.items():
         registrations.add(count, {"outcome": label})
     for course_id in changed:
@@ -267,32 +270,70 @@ def _outcome_id(request_id: UUID, index: int) -> UUID:
     return UUID(bytes=digest.digest()[:16], version=5)
 
 
-def _outcome_events(
-    answered: list[tuple[Request, list[domain.CourseEvent]]], people: dict[UUID, People]
-) -> tuple[list[tuple[CloudEvent[Event], dict[str, str]]], list[Refusal], set[UUID]]:
-    """The contract events for the domain's answers, each with the trace of the request that caused it;
-    the refusals to record; the registrations substituted (`people` then holds their new participant)."""
-    out: list[tuple[CloudEvent[Event], dict[str, str]]] = []
+def _outcome_rows(
+    answered: list[tuple[Request, list[domain.CourseEvent]]],
+    people: dict[UUID, People],
+    serialised: dict[UUID, tuple[bytes, bytes]],
+    rows: outbox_rows.OutboxRows,
+) -> tuple[list[OutboxRow], dict[str, int], list[Refusal], set[UUID]]:
+    """The outbox rows for the domain's answers, each with the trace of the request that caused it; the
+    count per outcome label; the refusals to record; the registrations substituted (`people` then holds
+    their new participant). A new registration's own answer (confirmed or waitlisted: almost every row in
+    a rush) is spliced from its serialised participant and buyer; everything else is a contract model."""
+    out: list[OutboxRow] = []
+    counts: dict[str, int] = {}
     refusals: list[Refusal] = []
     substituted: set[UUID] = set()
     for request, outcomes in answered:
+        trace = request.trace_headers
         for index, outcome in enumerate(outcomes):
-            event = _to_contract(outcome, request, people, substituted, refusals)
-            if event is not None:
-                event_id = _outcome_id(request.event_id, index)
-                out.append((CloudEvent(event, source=SOURCE, id=event_id), request.trace_headers))
-    return out, refusals, substituted
+            kind = type(outcome)
+            known = serialised.get(outcome.registration_id)
+            if known is not None and kind is domain.RegistrationWaitlisted:
+                assert isinstance(outcome, domain.RegistrationWaitlisted)
+                row = rows.waitlisted(
+                    _outcome_id(request.event_id, index),
+                    outcome.registration_id,
+                    outcome.course_id,
+                    outcome.at,
+                    known[0],
+                    outcome.position,
+                    trace,
+                )
+                label: str | None = "waitlisted"
+            elif known is not None and kind is domain.RegistrationConfirmed:
+                assert isinstance(outcome, domain.RegistrationConfirmed)
+                row = rows.confirmed(
+                    _outcome_id(request.event_id, index),
+                    outcome.registration_id,
+                    outcome.course_id,
+                    outcome.at,
+                    known[0],
+                    known[1],
+                    outcome.binding,
+                    trace,
+                )
+                label = "confirmed"
+            else:
+                event = _to_contract(outcome, request, people, substituted, refusals)
+                if event is None:
+                    continue
+                row = rows.event(event, _outcome_id(request.event_id, index), trace)
+                label = _OUTCOMES.get(type(event))
+            out.append(row)
+            if label is not None:
+                counts[label] = counts.get(label, 0) + 1
+    return out, counts, refusals, substituted
 
 
-def _form_json(
-    participant: contract.Participant, buyer: contract.Buyer, terms_version: str | None = None
-) -> str:
-    """A registration's stored form (or the part a substitution replaces) as a JSON object, serialised by
-    pydantic in one call: the models' own JSON form, as `model_dump(mode="json")` gives, for less."""
-    document: dict[str, object] = {"participant": participant, "buyer": buyer}
+def _form_json(participant: bytes, buyer: bytes, terms_version: str | None = None) -> str:
+    """A registration's stored form (or the part a substitution replaces) as a JSON object, from the
+    participant's and buyer's JSON (`outbox_rows.serialise`): the models' own JSON form, as
+    `model_dump(mode="json")` gives, without serialising them a second time."""
+    form = b'{"participant":%s,"buyer":%s' % (participant, buyer)
     if terms_version is not None:
-        document["terms_version"] = terms_version
-    return to_json(document).decode()
+        form += b',"terms_version":%s' % to_json(terms_version)
+    return (form + b"}").decode()
 
 
 def _to_contract(
