@@ -273,7 +273,7 @@ class CourseBooks:
             )
         if replaced_forms:
             await conn.execute(
-                "UPDATE registrations r SET details = r.details || u.form, updated_at = now()"
+                "UPDATE registrations r SET details = (r.details::jsonb || u.form)::text, updated_at = now()"
                 " FROM unnest($1::uuid[], $2::jsonb[]) AS u(registration_id, form)"
                 " WHERE r.registration_id = u.registration_id",
                 list(replaced_forms),
@@ -445,7 +445,7 @@ async def anonymise_registrations(
     """Store the anonymised address and details, and clear the courses' `write_token` so an allocator
     holding a cached seat book (with the old address) reloads it instead of writing it back."""
     await conn.executemany(
-        "UPDATE registrations SET participant_email = $2, details = $3::jsonb, erased_at = $4,"
+        "UPDATE registrations SET participant_email = $2, details = $3, erased_at = $4,"
         " updated_at = now() WHERE registration_id = $1",
         [(rid, email, json.dumps(details), erased_at) for rid, email, details in anonymised],
     )
