@@ -257,13 +257,10 @@ class CourseBooks:
                 "registrations", records=pending.inserted, columns=_INSERT_COLUMNS
             )
 
-    async def write_back(
-        self, conn: Connection, pending: PendingWrite, replaced_forms: Mapping[UUID, str] | None = None
-    ) -> set[UUID]:
-        """The rest of the batch, after `insert_new`: one pipelined statement for changed registrations,
-        one for the keys a substitution replaces in their stored form (`replaced_forms`, JSON objects),
-        and one for all course rows guarded by their expected version. Returns the ids of the courses
-        whose row was written (a new version)."""
+    async def write_changed(self, conn: Connection, pending: PendingWrite) -> None:
+        """The batch's changed registrations (rows of earlier batches), one pipelined statement. Before
+        `insert_new`: a participant who cancels and registers again in one batch must leave the
+        one-active-per-participant index before the new registration enters it (checked per row)."""
         if pending.updated:
             await conn.executemany(
                 "UPDATE registrations SET participant_email = $2, status = $3, binding = $4,"
@@ -271,6 +268,14 @@ class CourseBooks:
                 " WHERE registration_id = $1",
                 pending.updated,
             )
+
+    async def write_back(
+        self, conn: Connection, pending: PendingWrite, replaced_forms: Mapping[UUID, str] | None = None
+    ) -> set[UUID]:
+        """The rest of the batch, after `write_changed` and `insert_new`: one statement for the keys a
+        substitution replaces in their stored form (`replaced_forms`, JSON objects), and one for all
+        course rows guarded by their expected version. Returns the ids of the courses whose row was
+        written (a new version)."""
         if replaced_forms:
             await conn.execute(
                 "UPDATE registrations r SET details = (r.details::jsonb || u.form)::text, updated_at = now()"

@@ -215,6 +215,7 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
         for registration_id, payload in received.items()
     }
     pending = books.pending(locked.values(), sources, forms)
+    await books.write_changed(conn, pending)
     inserting = asyncio.ensure_future(books.insert_new(conn, pending))
     try:
         await asyncio.sleep(0)  # the insert task encodes and sends its rows, then waits for PostgreSQL

@@ -1,0 +1,107 @@
+"""The allocator's batch transaction on a real PostgreSQL, without Kafka: one batch whose requests depend
+on each other's rows, applied the way the runtime's batch consumer applies it (inbox, `Handlers.allocate`,
+commit), then checked in the tables."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from komponent_contracts import CloudEvent, Event
+from komponent_contracts import events as contract
+from komponent_contracts.examples import buyer, course
+from komponent_registration.adapters.repository import CourseBooks
+from komponent_registration.entrypoints.consumers import Handlers
+from komponent_runtime.consuming import Delivery, apply_first_deliveries
+from komponent_runtime.database import Connection, migrate
+
+pytestmark = pytest.mark.infra
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "src" / "komponent_registration" / "migrations"
+INTAKE = "test.registration-intake"
+_offsets = count()
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+    return pool
+
+
+def delivered(data: Event) -> Delivery:
+    return Delivery(CloudEvent(data, source="/test"), INTAKE, 0, next(_offsets), {})
+
+
+def registration(course_id: uuid.UUID, name: str) -> contract.RegistrationReceived:
+    return contract.RegistrationReceived(
+        registration_id=uuid.uuid4(),
+        course_id=course_id,
+        received_at=datetime.now(UTC),
+        participant=contract.Participant(
+            name=name, email=f"{name.lower()}@kommune.dk", job_title="Konsulent"
+        ),
+        buyer=buyer(),
+        terms_version="2026-01",
+    )
+
+
+async def apply(db: asyncpg.Pool, handle: Any, deliveries: Sequence[Delivery]) -> None:
+    async with db.acquire() as conn, conn.transaction():
+        await apply_first_deliveries(conn, "test.allocation", deliveries, handle)
+
+
+async def open_course(db: asyncpg.Pool, handlers: Handlers, capacity: int) -> uuid.UUID:
+    course_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    snapshot = course().model_copy(
+        update={
+            "course_id": course_id,
+            "capacity": capacity,
+            "sessions": (
+                contract.CourseSession(starts_at=now + timedelta(days=60), ends_at=now + timedelta(days=61)),
+            ),
+            "registration_deadline": now + timedelta(days=30),
+        }
+    )
+    published = contract.CoursePublished(course_id=course_id, course=snapshot, occurred_at=now)
+
+    async def on_course(conn: Connection, deliveries: Sequence[Delivery]) -> None:
+        await handlers.on_course(conn, deliveries[0])
+
+    await apply(db, on_course, [delivered(published)])
+    return course_id
+
+
+async def test_cancel_and_register_again_in_one_batch(db: asyncpg.Pool) -> None:
+    """The cancelled row leaves the one-active-per-participant index before the new row enters it."""
+    handlers = Handlers(CourseBooks())
+    course_id = await open_course(db, handlers, capacity=1)
+    first = registration(course_id, "Anna")
+    await apply(db, handlers.allocate, [delivered(first)])
+
+    again = registration(course_id, "Anna")
+    cancel = contract.RegistrationCancellationRequested(
+        registration_id=first.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
+    )
+    other = registration(course_id, "Bo")
+    await apply(db, handlers.allocate, [delivered(cancel), delivered(again), delivered(other)])
+
+    rows = await db.fetch(
+        "SELECT registration_id, status, details FROM registrations WHERE course_id = $1 ORDER BY source_offset",
+        course_id,
+    )
+    assert [(r["registration_id"], r["status"]) for r in rows] == [
+        (first.registration_id, "cancelled"),
+        (again.registration_id, "confirmed"),  # the freed seat, first come first served
+        (other.registration_id, "waitlisted"),
+    ]
+    assert json.loads(rows[1]["details"])["participant"] == again.participant.model_dump(mode="json")
+    assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 1
