@@ -105,3 +105,53 @@ async def test_cancel_and_register_again_in_one_batch(db: asyncpg.Pool) -> None:
     ]
     assert json.loads(rows[1]["details"])["participant"] == again.participant.model_dump(mode="json")
     assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 1
+
+
+async def test_a_batch_of_several_write_parts_keeps_partition_order_everywhere(db: asyncpg.Pool) -> None:
+    """More answers than one part of the write pipeline: rows, seats and outbox rows all in partition
+    order, the seat count event last."""
+    handlers = Handlers(CourseBooks())
+    course_id = await open_course(db, handlers, capacity=3)
+    batch = [registration(course_id, f"Deltager{i}") for i in range(1_234)]
+    await apply(db, handlers.allocate, [delivered(r) for r in batch])
+
+    rows = await db.fetch(
+        "SELECT registration_id, status, queue_number FROM registrations WHERE course_id = $1"
+        " ORDER BY source_offset",
+        course_id,
+    )
+    assert [r["registration_id"] for r in rows] == [r.registration_id for r in batch]
+    assert [r["status"] for r in rows] == ["confirmed"] * 3 + ["waitlisted"] * 1_231
+    assert [r["queue_number"] for r in rows[3:]] == list(range(1, 1_232))
+    published = await db.fetch("SELECT headers, value FROM outbox ORDER BY id")
+    answers = [
+        json.loads(r["value"]) for r in published if "seats" not in json.loads(r["headers"])["ce_type"]
+    ]
+    assert [a["registration_id"] for a in answers][-1_234:] == [str(r.registration_id) for r in batch]
+    assert [a.get("position") for a in answers[-1_231:]] == list(range(1, 1_232))
+    last = json.loads(published[-1]["value"])
+    assert json.loads(published[-1]["headers"])["ce_type"] == contract.CourseSeatsChanged.ce_type
+    assert (last["seats_taken"], last["waiting_list_length"]) == (3, 1_231)
+
+
+async def test_a_write_failing_in_a_later_part_rolls_back_the_whole_batch(db: asyncpg.Pool) -> None:
+    """A registration id already taken (here by a row of another course) fails the COPY of a later part:
+    nothing of the batch stays, the connection is usable, and the same batch without it applies."""
+    handlers = Handlers(CourseBooks())
+    course_id = await open_course(db, handlers, capacity=3)
+    elsewhere = await open_course(db, handlers, capacity=3)
+    batch = [registration(course_id, f"Deltager{i}") for i in range(1_500)]
+    taken = batch[1_200].model_copy(update={"course_id": elsewhere})
+    await apply(db, handlers.allocate, [delivered(taken)])
+    outbox_before = await db.fetchval("SELECT count(*) FROM outbox")
+
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await apply(db, handlers.allocate, [delivered(r) for r in batch])
+    assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 0
+    assert await db.fetchval("SELECT count(*) FROM outbox") == outbox_before
+    assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 0
+
+    rest = batch[:1_200] + batch[1_201:]
+    await apply(db, handlers.allocate, [delivered(r) for r in rest])
+    assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 1_499
+    assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 3

@@ -78,7 +78,7 @@ async def waitlist(conn: Connection, course_id: uuid.UUID, email: str, details: 
     registration_id = uuid.uuid4()
     offset = await conn.fetchval("SELECT count(*) FROM registrations")
     row = (registration_id, course_id, email, "waitlisted", False, None, offset + 1, datetime.now(UTC))
-    await CourseBooks().insert_new(conn, PendingWrite(inserted=[(*row, "intake", 0, offset, None, details)]))
+    await CourseBooks().insert_new(conn, [(*row, "intake", 0, offset, None, details)])
     return registration_id
 
 

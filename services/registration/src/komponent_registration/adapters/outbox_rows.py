@@ -8,8 +8,8 @@ bytes), and the headers from a template per event type and course. The rows are 
 `outbox.row_values` gives for the same events (tests/unit/test_outbox_rows.py holds the two together);
 every other event goes through `row_values` itself.
 
-The rows go in with one COPY (a third of the cost of the runtime's INSERT … unnest per row) plus the
-relay's wake-up, inside the caller's transaction.
+The rows go in by COPY (a third of the cost of the runtime's INSERT … unnest per row), then the relay's
+wake-up, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -139,9 +139,12 @@ class OutboxRows:
         return outbox.row_values(CloudEvent(event, source=self.source, id=event_id, time=self.time), trace)
 
 
-async def write(conn: Connection, rows: Sequence[outbox.OutboxRow]) -> None:
-    """Insert the rows in order (their ids are the relay's publishing order) and wake the relay (NOTIFY is
-    delivered at commit)."""
+async def insert(conn: Connection, rows: Sequence[outbox.OutboxRow]) -> None:
+    """Insert the rows in order: their ids are the relay's publishing order."""
     if rows:
         await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
-        await conn.execute("SELECT pg_notify($1, '')", outbox.NOTIFY_CHANNEL)
+
+
+async def wake_relay(conn: Connection) -> None:
+    """The relay's wake-up after `insert`, delivered at commit."""
+    await conn.execute("SELECT pg_notify($1, '')", outbox.NOTIFY_CHANNEL)

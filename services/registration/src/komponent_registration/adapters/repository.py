@@ -250,12 +250,10 @@ class CourseBooks:
             )
         return pending
 
-    async def insert_new(self, conn: Connection, pending: PendingWrite) -> None:
-        """The batch's new registrations, with one COPY."""
-        if pending.inserted:
-            await conn.copy_records_to_table(
-                "registrations", records=pending.inserted, columns=_INSERT_COLUMNS
-            )
+    async def insert_new(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """New registrations (rows of `PendingWrite.inserted`), with one COPY."""
+        if rows:
+            await conn.copy_records_to_table("registrations", records=rows, columns=_INSERT_COLUMNS)
 
     async def write_changed(self, conn: Connection, pending: PendingWrite) -> None:
         """The batch's changed registrations (rows of earlier batches), one pipelined statement. Before

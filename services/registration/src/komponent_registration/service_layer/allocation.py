@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +31,7 @@ from pydantic_core import to_json
 from komponent_registration.adapters import outbox_rows
 from komponent_registration.adapters.repository import (
     CourseBooks,
+    PendingWrite,
     Source,
     record_refusals,
     registration_details,
@@ -206,56 +209,118 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 contract.Buyer.model_validate(stored["buyer"]),
             )
 
-    # The new registration rows are the batch's largest write: PostgreSQL inserts them while this process
-    # builds the outbox rows, so the two cores work at once instead of in turn. Nothing else may use
-    # `conn` until the insert is done; a substitution of a registration new in this batch is written
-    # into its stored form afterwards, with those of earlier registrations.
     forms = {
         registration_id: _form_json(*serialised[registration_id], payload.terms_version)
         for registration_id, payload in received.items()
     }
     pending = books.pending(locked.values(), sources, forms)
-    await books.write_changed(conn, pending)
-    inserting = asyncio.ensure_future(books.insert_new(conn, pending))
+    rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
+    answers = _Outcomes(people, serialised, rows)
+    # The batch's writes go out in parts, each as soon as the one before it is done, while this process
+    # builds the rows of the next: PostgreSQL inserts while Python serialises, instead of in turn.
+    writes = _Writes()
     try:
-        await asyncio.sleep(0)  # the insert task encodes and sends its rows, then waits for PostgreSQL
-        rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
-        out, counts, refusals, substituted = _outcome_rows(answered, people, serialised, rows)
-        # One seat count per changed course per batch, whatever the batch did: the catalogue shows
-        # "seats left" from it and keeps the highest version, so it never goes backwards.
-        for book in pending.changed:
-            state = book.state()
-            last = by_course[book.course_id][-1]
-            seats = contract.CourseSeatsChanged(
-                course_id=book.course_id,
-                capacity=state.capacity,
-                seats_taken=state.seats_taken,
-                waiting_list_length=book.waiting_list_length,
-                version=state.version,  # a changed book's state is the version its write gives the row
-                occurred_at=last.command.at,
-            )
-            event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{book.course_id}/seats/{seats.version}")
-            out.append(rows.event(seats, event_id, last.trace_headers))
+        writes.then(partial(books.write_changed, conn, pending))  # before the new rows (see there)
+        parts = max(-(-len(answered) // _WRITE_PART), 1)
+        new_per_part = -(-len(pending.inserted) // parts)
+        for part in range(parts):
+            new = pending.inserted[part * new_per_part : (part + 1) * new_per_part]
+            if new:
+                writes.then(partial(books.insert_new, conn, new))
+            out: list[OutboxRow] = []
+            for first in range(part * _WRITE_PART, min((part + 1) * _WRITE_PART, len(answered)), _STEP):
+                out.extend(answers.rows(answered[first : first + _STEP]))
+                # Let the writer task move on to its next statement when PostgreSQL finished one.
+                await asyncio.sleep(0)
+            if part == parts - 1:
+                out.extend(_seats_changed(pending, by_course, rows))
+            writes.then(partial(outbox_rows.insert, conn, out))
+        # A substitution of a registration new in this batch is written into its stored form here, with
+        # those of earlier registrations.
+        replaced_forms = {
+            registration_id: _form_json(outbox_rows.serialise(participant), outbox_rows.serialise(buyer))
+            for registration_id in answers.substituted
+            for participant, buyer in [people[registration_id]]
+        }
+        writes.then(partial(books.write_back, conn, pending, replaced_forms))
+        writes.then(partial(record_refusals, conn, answers.refusals))
+        writes.then(partial(outbox_rows.wake_relay, conn))
+        await writes.done()
     except BaseException:
-        # Whatever went wrong here, the connection must be idle before the transaction is rolled back.
-        await asyncio.gather(inserting, return_exceptions=True)
+        # Whatever went wrong, the connection must be idle before the transaction is rolled back.
+        await writes.settle()
         raise
-    await inserting
-    replaced_forms = {
-        registration_id: _form_json(outbox_rows.serialise(participant), outbox_rows.serialise(buyer))
-        for registration_id in substituted
-        for participant, buyer in [people[registration_id]]
-    }
-    changed = await books.write_back(conn, pending, replaced_forms)
-    await record_refusals(conn, refusals)
-    await outbox_rows.write(conn, out)
     # Recorded with the outbox rows, inside the caller's transaction: a batch rolled back and applied
     # again counts its outcomes twice (rare; the events themselves are exactly-once downstream).
-    for label, count in counts.items():
+    for label, count in answers.counts.items():
         registrations.add(count, {"outcome": label})
-    for course_id in changed:
-        state = locked[course_id].state()
-        _seats_left[course_id] = max(state.capacity - state.seats_taken, 0)
+    for book in pending.changed:
+        state = book.state()
+        _seats_left[book.course_id] = max(state.capacity - state.seats_taken, 0)
+
+
+# Outcomes per part of the batch's write pipeline: small enough that PostgreSQL starts early, large enough
+# that a statement's round trip is negligible per row.
+_WRITE_PART = 500
+_STEP = 50  # answers built between two turns of the event loop
+
+
+class _Writes:
+    """Statements on one connection, in order, sent by one task as soon as the one before completed."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Callable[[], Awaitable[object]]] = deque()
+        self._more = asyncio.Event()
+        self._closed = False
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            while self._queue:
+                await self._queue.popleft()()  # a failed statement ends the task: nothing after it is sent
+            if self._closed:
+                return
+            self._more.clear()
+            await self._more.wait()
+
+    def then(self, write: Callable[[], Awaitable[object]]) -> None:
+        self._queue.append(write)
+        self._more.set()
+
+    async def done(self) -> None:
+        """Every statement sent and completed; raises what a failed one raised."""
+        self._closed = True
+        self._more.set()
+        await self._task
+
+    async def settle(self) -> None:
+        """After a failure here: send nothing more, and wait until no statement is in flight."""
+        self._queue.clear()
+        self._closed = True
+        self._more.set()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _seats_changed(
+    pending: PendingWrite, by_course: dict[UUID, list[Request]], rows: outbox_rows.OutboxRows
+) -> list[OutboxRow]:
+    """One seat count per changed course per batch, whatever the batch did: the catalogue shows "seats
+    left" from it and keeps the highest version, so it never goes backwards."""
+    out = []
+    for book in pending.changed:
+        state = book.state()  # a changed book's state carries the version its write gives the row
+        last = by_course[book.course_id][-1]
+        seats = contract.CourseSeatsChanged(
+            course_id=book.course_id,
+            capacity=state.capacity,
+            seats_taken=state.seats_taken,
+            waiting_list_length=book.waiting_list_length,
+            version=state.version,
+            occurred_at=last.command.at,
+        )
+        event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{book.course_id}/seats/{state.version}")
+        out.append(rows.event(seats, event_id, last.trace_headers))
+    return out
 
 
 _NAMES_A_REGISTRATION = (Register, Cancel, Substitute)
@@ -271,60 +336,69 @@ def _outcome_id(request_id: UUID, index: int) -> UUID:
     return UUID(bytes=digest.digest()[:16], version=5)
 
 
-def _outcome_rows(
-    answered: list[tuple[Request, list[domain.CourseEvent]]],
-    people: dict[UUID, People],
-    serialised: dict[UUID, tuple[bytes, bytes]],
-    rows: outbox_rows.OutboxRows,
-) -> tuple[list[OutboxRow], dict[str, int], list[Refusal], set[UUID]]:
-    """The outbox rows for the domain's answers, each with the trace of the request that caused it; the
-    count per outcome label; the refusals to record; the registrations substituted (`people` then holds
-    their new participant). A new registration's own answer (confirmed or waitlisted: almost every row in
-    a rush) is spliced from its serialised participant and buyer; everything else is a contract model."""
-    out: list[OutboxRow] = []
-    counts: dict[str, int] = {}
-    refusals: list[Refusal] = []
-    substituted: set[UUID] = set()
-    for request, outcomes in answered:
-        trace = request.trace_headers
-        for index, outcome in enumerate(outcomes):
-            kind = type(outcome)
-            known = serialised.get(outcome.registration_id)
-            if known is not None and kind is domain.RegistrationWaitlisted:
-                assert isinstance(outcome, domain.RegistrationWaitlisted)
-                row = rows.waitlisted(
-                    _outcome_id(request.event_id, index),
-                    outcome.registration_id,
-                    outcome.course_id,
-                    outcome.at,
-                    known[0],
-                    outcome.position,
-                    trace,
-                )
-                label: str | None = "waitlisted"
-            elif known is not None and kind is domain.RegistrationConfirmed:
-                assert isinstance(outcome, domain.RegistrationConfirmed)
-                row = rows.confirmed(
-                    _outcome_id(request.event_id, index),
-                    outcome.registration_id,
-                    outcome.course_id,
-                    outcome.at,
-                    known[0],
-                    known[1],
-                    outcome.binding,
-                    trace,
-                )
-                label = "confirmed"
-            else:
-                event = _to_contract(outcome, request, people, substituted, refusals)
-                if event is None:
-                    continue
-                row = rows.event(event, _outcome_id(request.event_id, index), trace)
-                label = _OUTCOMES.get(type(event))
-            out.append(row)
-            if label is not None:
-                counts[label] = counts.get(label, 0) + 1
-    return out, counts, refusals, substituted
+class _Outcomes:
+    """The outbox rows for the domain's answers, part by part in the batch's order, each with the trace of
+    the request that caused it; the count per outcome label; the refusals to record; the registrations
+    substituted (`people` then holds their new participant). A new registration's own answer (confirmed
+    or waitlisted: almost every row in a rush) is spliced from its serialised participant and buyer;
+    everything else is a contract model."""
+
+    def __init__(
+        self,
+        people: dict[UUID, People],
+        serialised: dict[UUID, tuple[bytes, bytes]],
+        rows: outbox_rows.OutboxRows,
+    ) -> None:
+        self.people = people
+        self.serialised = serialised
+        self._rows = rows
+        self.counts: dict[str, int] = {}
+        self.refusals: list[Refusal] = []
+        self.substituted: set[UUID] = set()
+
+    def rows(self, answered: Sequence[tuple[Request, list[domain.CourseEvent]]]) -> list[OutboxRow]:
+        out: list[OutboxRow] = []
+        counts = self.counts
+        for request, outcomes in answered:
+            trace = request.trace_headers
+            for index, outcome in enumerate(outcomes):
+                kind = type(outcome)
+                known = self.serialised.get(outcome.registration_id)
+                if known is not None and kind is domain.RegistrationWaitlisted:
+                    assert isinstance(outcome, domain.RegistrationWaitlisted)
+                    row = self._rows.waitlisted(
+                        _outcome_id(request.event_id, index),
+                        outcome.registration_id,
+                        outcome.course_id,
+                        outcome.at,
+                        known[0],
+                        outcome.position,
+                        trace,
+                    )
+                    label: str | None = "waitlisted"
+                elif known is not None and kind is domain.RegistrationConfirmed:
+                    assert isinstance(outcome, domain.RegistrationConfirmed)
+                    row = self._rows.confirmed(
+                        _outcome_id(request.event_id, index),
+                        outcome.registration_id,
+                        outcome.course_id,
+                        outcome.at,
+                        known[0],
+                        known[1],
+                        outcome.binding,
+                        trace,
+                    )
+                    label = "confirmed"
+                else:
+                    event = _to_contract(outcome, request, self.people, self.substituted, self.refusals)
+                    if event is None:
+                        continue
+                    row = self._rows.event(event, _outcome_id(request.event_id, index), trace)
+                    label = _OUTCOMES.get(type(event))
+                out.append(row)
+                if label is not None:
+                    counts[label] = counts.get(label, 0) + 1
+        return out
 
 
 def _form_json(participant: bytes, buyer: bytes, terms_version: str | None = None) -> str:
