@@ -155,3 +155,31 @@ async def test_a_write_failing_in_a_later_part_rolls_back_the_whole_batch(db: as
     await apply(db, handlers.allocate, [delivered(r) for r in rest])
     assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 1_499
     assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 3
+
+
+async def test_a_reloaded_book_knows_registrations_cancelled_before(db: asyncpg.Pool) -> None:
+    """A book loaded after a registration was cancelled (restart, rebalance) still answers requests that
+    name it: a re-sent registration is a repeat, a second cancellation is refused, nothing is inserted."""
+    course_id = await open_course(db, Handlers(CourseBooks()), capacity=1)
+    handlers = Handlers(CourseBooks())
+    first = registration(course_id, "Anna")
+    await apply(db, handlers.allocate, [delivered(first)])
+    cancel = contract.RegistrationCancellationRequested(
+        registration_id=first.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
+    )
+    await apply(db, handlers.allocate, [delivered(cancel)])
+    outbox_before = await db.fetchval("SELECT count(*) FROM outbox")
+
+    restarted = Handlers(CourseBooks())  # an empty cache: the book is loaded from the rows
+    await apply(db, restarted.allocate, [delivered(first), delivered(cancel)])
+
+    rows = await db.fetch("SELECT status FROM registrations WHERE course_id = $1", course_id)
+    assert [r["status"] for r in rows] == ["cancelled"]
+    answers = [
+        (json.loads(r["headers"])["ce_type"], json.loads(r["value"]))
+        for r in await db.fetch("SELECT headers, value FROM outbox ORDER BY id OFFSET $1", outbox_before)
+    ]
+    # The re-sent registration already has its answer; the second cancellation is refused.
+    assert [(t, v.get("request"), v.get("reason")) for t, v in answers] == [
+        (contract.RegistrationRequestRefused.ce_type, "cancellation", "already_cancelled")
+    ]

@@ -27,14 +27,8 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "src" / "komponent_registrati
 # courses, which is an admin request and scans (as it did before 0004).
 STATEMENTS = {
     "book load (CourseBooks.lock)": (
-        "SELECT * FROM registrations WHERE course_id = ANY($1::uuid[])"
-        " AND (status <> 'cancelled' OR registration_id = ANY($2::uuid[]))",
-        lambda course, registration: ([course], [registration]),
-    ),
-    "registrations the cached book lacks (CourseBooks.lock)": (
-        "SELECT course_id FROM registrations WHERE registration_id = ANY($1::uuid[])"
-        " AND course_id = ANY($2::uuid[])",
-        lambda course, registration: ([registration], [course]),
+        "SELECT * FROM registrations WHERE course_id = ANY($1::uuid[])",
+        lambda course, registration: ([course],),
     ),
     "guard's confirmed count (seats_match_confirmed)": (
         "SELECT count(*) FROM registrations WHERE course_id = $1 AND status = 'confirmed'",

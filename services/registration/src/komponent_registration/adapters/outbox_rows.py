@@ -32,8 +32,9 @@ _ID_MARK = "@ce_id@"
 
 
 def serialise(model: contract.Participant | contract.Buyer) -> bytes:
-    """A participant's or buyer's JSON as it appears inside an event's value (pydantic's own form)."""
-    return to_json(model)
+    """A participant's or buyer's JSON as it appears inside an event's value (pydantic's own form; the
+    model's own serializer, without `to_json`'s type inference)."""
+    return model.__pydantic_serializer__.to_json(model)
 
 
 class OutboxRows:

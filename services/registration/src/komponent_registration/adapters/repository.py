@@ -24,9 +24,10 @@ class StaleCourseBook(Exception):
     """The course row moved on under a writer that held its lock: never expected, so the batch rolls back."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Source:
-    """Where a registration's intake record sits: the FCFS audit trail."""
+    """Where a registration's intake record sits: the FCFS audit trail. (Not frozen: one per registration
+    in a rush, and a frozen dataclass costs several times more to build.)"""
 
     topic: str
     partition: int
@@ -113,16 +114,12 @@ class CourseBooks:
         self._cache: dict[UUID, tuple[UUID, CourseBook]] = {}
         self._locked_tokens: dict[UUID, UUID | None] = {}
 
-    async def lock(
-        self,
-        conn: Connection,
-        course_ids: Iterable[UUID],
-        referenced: Sequence[tuple[UUID, UUID]] = (),
-    ) -> dict[UUID, CourseBook]:
+    async def lock(self, conn: Connection, course_ids: Iterable[UUID]) -> dict[UUID, CourseBook]:
         """Lock the course rows (`FOR UPDATE`, in id order so two writers never deadlock) and return the
-        books of the courses that exist. `referenced` are the (course, registration) pairs the batch
-        names: a cached book that lacks its registration is reloaded if the database has it (a
-        registration cancelled before the book was loaded)."""
+        books of the courses that exist, each with every registration of its course, cancelled ones
+        included: a request may name any of them (a repeated cancellation, a registration re-sent under
+        a new event id), and a book that knows them all needs no lookup per request. A cached book is
+        complete too: it was loaded complete or opened empty, and everything since went through it."""
         rows = await conn.fetch(
             f"SELECT {_COURSE_COLUMNS} FROM course_seats WHERE course_id = ANY($1::uuid[])"
             " ORDER BY course_id FOR UPDATE",
@@ -137,27 +134,10 @@ class CourseBooks:
                 books[row["course_id"]] = cached[1]
             else:
                 reload.add(row["course_id"])
-        missing = []
-        for course_id, registration_id in referenced:
-            book = books.get(course_id)
-            if book is not None and book.registration(registration_id) is None:
-                missing.append(registration_id)
-        if missing:
-            known = await conn.fetch(
-                "SELECT course_id FROM registrations WHERE registration_id = ANY($1::uuid[])"
-                " AND course_id = ANY($2::uuid[])",
-                missing,
-                list(books),
-            )
-            for row in known:
-                if books.pop(row["course_id"], None) is not None:
-                    reload.add(row["course_id"])
         if reload:
             registrations = await conn.fetch(
-                f"SELECT {_REGISTRATION_COLUMNS} FROM registrations"
-                " WHERE course_id = ANY($1::uuid[]) AND (status <> 'cancelled' OR registration_id = ANY($2::uuid[]))",
+                f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE course_id = ANY($1::uuid[])",
                 list(reload),
-                list({registration_id for _, registration_id in referenced}),
             )
             by_course: dict[UUID, list[Registration]] = {cid: [] for cid in reload}
             for row in registrations:

@@ -66,9 +66,10 @@ class CourseFacts:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """One thing to apply to one course, with the event it came from and the trace its effects continue."""
+    """One thing to apply to one course, with the event it came from and the trace its effects continue.
+    (Not frozen: one per delivery, and a frozen dataclass costs several times more to build.)"""
 
     course_id: UUID
     event_id: UUID
@@ -161,7 +162,6 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
     A rush applies thousands of requests per transaction, so the work per request is kept to one pass
     over the batch, the domain step and the outcome event; everything else is per course or per batch."""
     by_course: dict[UUID, list[Request]] = {}
-    referenced: list[tuple[UUID, UUID]] = []  # (course, registration) each command names
     # Participant and buyer travel in the outcome events (no lookups downstream): new ones come from the
     # batch itself (the first delivery of each registration), those of earlier registrations from rows.
     people: dict[UUID, People] = {}
@@ -174,9 +174,6 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
         if course_requests is None:
             course_requests = by_course[request.course_id] = []
         course_requests.append(request)
-        command = request.command
-        if isinstance(command, _NAMES_A_REGISTRATION):
-            referenced.append((request.course_id, command.registration_id))
         payload = request.payload
         if (
             request.source is not None
@@ -190,7 +187,7 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 outbox_rows.serialise(payload.buyer),
             )
             sources[payload.registration_id] = request.source
-    locked = await books.lock(conn, by_course, referenced)
+    locked = await books.lock(conn, by_course)
 
     answered: list[tuple[Request, list[domain.CourseEvent]]] = []
     needed: set[UUID] = set()
@@ -323,7 +320,6 @@ def _seats_changed(
     return out
 
 
-_NAMES_A_REGISTRATION = (Register, Cancel, Substitute)
 # Outcomes about registrations that may be from earlier batches, whose participant comes from their row.
 _NEEDS_PEOPLE = (domain.RegistrationPromoted, domain.RegistrationCancelled, domain.ParticipantSubstituted)
 _NAMESPACE_BYTES = _OUTCOME_NAMESPACE.bytes
