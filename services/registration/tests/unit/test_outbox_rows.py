@@ -18,7 +18,12 @@ from komponent_contracts import CloudEvent
 from komponent_contracts import events as contract
 from komponent_contracts.examples import buyer, participant
 from komponent_registration.adapters.outbox_rows import OutboxRows, serialise
-from komponent_registration.service_layer.allocation import SOURCE, _form_json
+from komponent_registration.service_layer.allocation import (
+    _OUTCOME_NAMESPACE,
+    SOURCE,
+    _form_json,
+    _outcome_id,
+)
 from komponent_runtime import outbox
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -142,3 +147,13 @@ def test_stored_form_is_the_models_json(person: contract.Participant) -> None:
         "participant": person.model_dump(mode="json"),
         "buyer": buyer().model_dump(mode="json"),
     }
+
+
+@pytest.mark.parametrize("index", [0, 1, 12])
+def test_outcome_ids_are_uuid5_of_the_request_and_index(index: int) -> None:
+    for _ in range(50):
+        request_id = uuid.uuid4()
+        expected = uuid.uuid5(_OUTCOME_NAMESPACE, f"{request_id}/{index}")
+        derived = _outcome_id(request_id, index)
+        assert derived == expected and hash(derived) == hash(expected) and str(derived) == str(expected)
+        assert isinstance(derived, uuid.UUID) and derived.version == 5

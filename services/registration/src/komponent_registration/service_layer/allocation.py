@@ -10,6 +10,7 @@ guards (migration 0001) stay the last line of defence against overbooking.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import uuid
 from collections import deque
@@ -20,6 +21,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from asyncpg.pgproto.pgproto import UUID as _FastUUID
 from komponent_contracts import Event
 from komponent_contracts import events as contract
 from komponent_runtime.database import Connection
@@ -327,9 +329,14 @@ _NAMESPACE_BYTES = _OUTCOME_NAMESPACE.bytes
 
 def _outcome_id(request_id: UUID, index: int) -> UUID:
     """uuid5(_OUTCOME_NAMESPACE, f"{request_id}/{index}"), minus uuid5's per-call cost of re-encoding
-    the namespace (one id per outcome event)."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{request_id}/{index}".encode(), usedforsecurity=False)
-    return UUID(bytes=digest.digest()[:16], version=5)
+    the namespace (one id per outcome event). Returned as asyncpg's UUID (a `uuid.UUID`, equal and
+    hashing alike), which builds from bytes and prints (the event's `ce_id`) several times faster."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{request_id}/{index}".encode(), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return _FastUUID(bytes(digest))
 
 
 class _Outcomes:
@@ -403,8 +410,14 @@ def _form_json(participant: bytes, buyer: bytes, terms_version: str | None = Non
     `model_dump(mode="json")` gives, without serialising them a second time."""
     form = b'{"participant":%s,"buyer":%s' % (participant, buyer)
     if terms_version is not None:
-        form += b',"terms_version":%s' % to_json(terms_version)
+        form += b',"terms_version":%s' % _json_string(terms_version)
     return (form + b"}").decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(text: str) -> bytes:
+    """A string as JSON; the few terms versions in use repeat in every registration of a batch."""
+    return to_json(text)
 
 
 def _to_contract(
