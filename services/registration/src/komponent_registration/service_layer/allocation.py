@@ -177,18 +177,22 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
             course_requests = by_course[request.course_id] = []
         course_requests.append(request)
         payload = request.payload
+        command = request.command
         if (
             request.source is not None
             and isinstance(payload, contract.RegistrationReceived)
-            and payload.registration_id not in received
+            and isinstance(command, Register)
+            and command.registration_id not in received
         ):
-            received[payload.registration_id] = payload
-            people[payload.registration_id] = (payload.participant, payload.buyer)
-            serialised[payload.registration_id] = (
+            # Keyed by the command's copy of the id (see consumers.intake_request): equal, cheaper to hash.
+            registration_id = command.registration_id
+            received[registration_id] = payload
+            people[registration_id] = (payload.participant, payload.buyer)
+            serialised[registration_id] = (
                 outbox_rows.serialise(payload.participant),
                 outbox_rows.serialise(payload.buyer),
             )
-            sources[payload.registration_id] = request.source
+            sources[registration_id] = request.source
     locked = await books.lock(conn, by_course)
 
     answered: list[tuple[Request, list[domain.CourseEvent]]] = []
