@@ -37,6 +37,18 @@ def serialise(model: contract.Participant | contract.Buyer) -> bytes:
     return model.__pydantic_serializer__.to_json(model)
 
 
+class _Course:
+    """What every row about one course shares: its Kafka key, its id as JSON, the headers per type."""
+
+    __slots__ = ("headers", "json", "key", "subject")
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.key = subject.encode()
+        self.json = f'"{subject}"'.encode()
+        self.headers: dict[str, tuple[str, str]] = {}
+
+
 class OutboxRows:
     """Rows for one batch's events; every event of the batch carries the same `ce_time` (`time`)."""
 
@@ -45,12 +57,17 @@ class OutboxRows:
         self.time = time
         self._ce_time = time.isoformat()
         self._topic = topic_name(topics.REGISTRATION)
-        self._headers: dict[tuple[str, UUID], tuple[str, str]] = {}
-        self._course: dict[UUID, tuple[bytes, bytes]] = {}  # course id → (Kafka key, its JSON string)
+        self._courses: dict[UUID, _Course] = {}
 
-    def _template(self, ce_type: str, course_id: UUID) -> tuple[str, str]:
+    def _course(self, course_id: UUID) -> _Course:
+        course = self._courses.get(course_id)
+        if course is None:
+            course = self._courses[course_id] = _Course(str(course_id))
+        return course
+
+    def _template(self, course: _Course, ce_type: str) -> tuple[str, str]:
         """The headers' JSON (as `json.dumps(CloudEvent.headers())` writes it) around the event id."""
-        template = self._headers.get((ce_type, course_id))
+        template = course.headers.get(ce_type)
         if template is None:
             text = json.dumps(
                 {
@@ -59,41 +76,33 @@ class OutboxRows:
                     "ce_type": ce_type,
                     "ce_source": self.source,
                     "ce_time": self._ce_time,
-                    "ce_subject": str(course_id),
+                    "ce_subject": course.subject,
                     "content-type": CONTENT_TYPE,
                 }
             )
             head, _, tail = text.partition(_ID_MARK)
-            template = self._headers[(ce_type, course_id)] = (head, tail)
+            template = course.headers[ce_type] = (head, tail)
         return template
 
-    def _course_parts(self, course_id: UUID) -> tuple[bytes, bytes]:
-        parts = self._course.get(course_id)
-        if parts is None:
-            text = str(course_id)
-            parts = self._course[course_id] = (text.encode(), f'"{text}"'.encode())
-        return parts
-
     def _row(
-        self, event_id: UUID, ce_type: str, course_id: UUID, key: bytes, value: bytes, trace: dict[str, str]
+        self, event_id: UUID, ce_type: str, course: _Course, value: bytes, trace: dict[str, str]
     ) -> outbox.OutboxRow:
-        head, tail = self._template(ce_type, course_id)
+        head, tail = self._template(course, ce_type)
         return (
             event_id,
             self._topic,
-            key,
+            course.key,
             f"{head}{event_id}{tail}",
             value,
             trace.get("traceparent"),
             trace.get("tracestate"),
         )
 
-    def _ids(self, registration_id: UUID, course_id: UUID, at: datetime) -> tuple[bytes, bytes]:
-        """The Kafka key, and the value's first three fields (every outcome starts with them)."""
-        key, course_json = self._course_parts(course_id)
-        return key, b'{"registration_id":"%s","course_id":%s,"occurred_at":%s' % (
+    def _start(self, registration_id: UUID, course: _Course, at: datetime) -> bytes:
+        """The value's first three fields (every outcome starts with them)."""
+        return b'{"registration_id":"%s","course_id":%s,"occurred_at":%s' % (
             str(registration_id).encode(),
-            course_json,
+            course.json,
             to_json(at),
         )
 
@@ -109,14 +118,14 @@ class OutboxRows:
         trace: dict[str, str],
     ) -> outbox.OutboxRow:
         """`RegistrationConfirmed`; `participant` and `buyer` as `serialise` gives them."""
-        key, start = self._ids(registration_id, course_id, at)
+        course = self._course(course_id)
         value = b'%s,"participant":%s,"buyer":%s,"binding":%s}' % (
-            start,
+            self._start(registration_id, course, at),
             participant,
             buyer,
             b"true" if binding else b"false",
         )
-        return self._row(event_id, contract.RegistrationConfirmed.ce_type, course_id, key, value, trace)
+        return self._row(event_id, contract.RegistrationConfirmed.ce_type, course, value, trace)
 
     def waitlisted(
         self,
@@ -131,9 +140,13 @@ class OutboxRows:
         """`RegistrationWaitlisted`; `participant` as `serialise` gives it."""
         if position < 1:
             raise ValueError("a waiting-list position starts at 1")  # the contract's own bound
-        key, start = self._ids(registration_id, course_id, at)
-        value = b'%s,"participant":%s,"position":%d}' % (start, participant, position)
-        return self._row(event_id, contract.RegistrationWaitlisted.ce_type, course_id, key, value, trace)
+        course = self._course(course_id)
+        value = b'%s,"participant":%s,"position":%d}' % (
+            self._start(registration_id, course, at),
+            participant,
+            position,
+        )
+        return self._row(event_id, contract.RegistrationWaitlisted.ce_type, course, value, trace)
 
     def event(self, event: Event, event_id: UUID, trace: dict[str, str]) -> outbox.OutboxRow:
         """Any other event, through the runtime's own row definition."""

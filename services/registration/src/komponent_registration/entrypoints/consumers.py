@@ -29,8 +29,9 @@ def _utc(moment: datetime) -> datetime:
 
 
 # A new registration's id is hashed a dozen times on its way through a batch (dict keys in the seat book
-# and the write) and printed into its answer: asyncpg's UUID (a `uuid.UUID`, equal and hashing alike)
-# does both several times faster than the parsed one, so the command carries that copy.
+# and the write) and printed into its answer, the request's event id into its outcomes' ids: asyncpg's
+# UUID (a `uuid.UUID`, equal and hashing alike) does both several times faster than the parsed one, so
+# the request carries that copy.
 _FastUUID = asyncpg.pgproto.pgproto.UUID
 
 
@@ -58,7 +59,7 @@ def intake_request(delivery: Delivery) -> Request:
         raise PermanentError(f"{delivery.event.type} does not belong on the intake topic")
     return Request(
         course_id=data.course_id,
-        event_id=delivery.event.id,
+        event_id=_FastUUID(delivery.event.id.bytes),  # printed into each outcome's id (allocation)
         command=command,
         trace_headers=delivery.trace_headers,
         source=Source(delivery.topic, delivery.partition, delivery.offset),
