@@ -1,4 +1,5 @@
-"""The database as the last guard against overbooking (migration 0001), on a real PostgreSQL.
+"""The database as the last guard against overbooking (migration 0001), on a real PostgreSQL; and the
+registration → course reference (0005).
 
 Each test is named after the invariant it protects. The domain never asks for any of these writes; they
 are what a bug, a stale cache or a zombie consumer after a rebalance would attempt.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -242,3 +244,60 @@ async def test_idempotency_key_is_done_only_with_a_stored_answer(db: asyncpg.Poo
             "UPDATE idempotency_keys SET status = 'done', response_status = 201, response = '{}'::jsonb,"
             " completed_at = now() WHERE scope = 'client' AND key = 'k1'"
         )
+
+
+async def test_a_registration_references_an_existing_course_for_good(db: asyncpg.Pool) -> None:
+    """Migration 0005: the reference 0001's foreign key kept, checked per statement."""
+    async with db.acquire() as conn:
+        course = await open_course(conn, capacity=1)
+        other = await open_course(conn, capacity=1)
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="unknown course"):
+            await insert_registration(conn, uuid.uuid4(), "a@k.dk", "waitlisted", queue_number=1)
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="unknown course"):
+            await conn.copy_records_to_table(
+                "registrations",
+                columns=[
+                    "registration_id",
+                    "course_id",
+                    "participant_email",
+                    "status",
+                    "queue_number",
+                    "received_at",
+                    "source_topic",
+                    "source_partition",
+                    "source_offset",
+                ],
+                records=[
+                    (
+                        uuid.uuid4(),
+                        course_id,
+                        f"{i}@k.dk",
+                        "waitlisted",
+                        i + 1,
+                        datetime.now(UTC),
+                        "t",
+                        0,
+                        next(_offsets),
+                    )
+                    for i, course_id in enumerate([course, course, uuid.uuid4(), course])
+                ],
+            )
+        assert await conn.fetchval("SELECT count(*) FROM registrations") == 0
+        registration = await insert_registration(conn, course, "a@k.dk", "waitlisted", queue_number=1)
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="stays on its course"):
+            await conn.execute(
+                "UPDATE registrations SET course_id = $2 WHERE registration_id = $1", registration, other
+            )
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="keeps its id"):
+            await conn.execute(
+                "UPDATE course_seats SET course_id = $2 WHERE course_id = $1", course, uuid.uuid4()
+            )
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="never deleted"):
+            await conn.execute("DELETE FROM course_seats WHERE course_id = $1", other)
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="never deleted"):
+            await conn.execute("TRUNCATE course_seats CASCADE")
+        # Updating anything else of a registration or a course is untouched.
+        await conn.execute(
+            "UPDATE registrations SET binding = false WHERE registration_id = $1", registration
+        )
+        await conn.execute("UPDATE course_seats SET capacity = 2 WHERE course_id = $1", course)

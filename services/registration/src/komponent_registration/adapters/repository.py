@@ -24,9 +24,10 @@ class StaleCourseBook(Exception):
     """The course row moved on under a writer that held its lock: never expected, so the batch rolls back."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Source:
-    """Where a registration's intake record sits: the FCFS audit trail."""
+    """Where a registration's intake record sits: the FCFS audit trail. (Not frozen: one per registration
+    in a rush, and a frozen dataclass costs several times more to build.)"""
 
     topic: str
     partition: int
@@ -113,16 +114,12 @@ class CourseBooks:
         self._cache: dict[UUID, tuple[UUID, CourseBook]] = {}
         self._locked_tokens: dict[UUID, UUID | None] = {}
 
-    async def lock(
-        self,
-        conn: Connection,
-        course_ids: Iterable[UUID],
-        referenced: Sequence[tuple[UUID, UUID]] = (),
-    ) -> dict[UUID, CourseBook]:
+    async def lock(self, conn: Connection, course_ids: Iterable[UUID]) -> dict[UUID, CourseBook]:
         """Lock the course rows (`FOR UPDATE`, in id order so two writers never deadlock) and return the
-        books of the courses that exist. `referenced` are the (course, registration) pairs the batch
-        names: a cached book that lacks its registration is reloaded if the database has it (a
-        registration cancelled before the book was loaded)."""
+        books of the courses that exist, each with every registration of its course, cancelled ones
+        included: a request may name any of them (a repeated cancellation, a registration re-sent under
+        a new event id), and a book that knows them all needs no lookup per request. A cached book is
+        complete too: it was loaded complete or opened empty, and everything since went through it."""
         rows = await conn.fetch(
             f"SELECT {_COURSE_COLUMNS} FROM course_seats WHERE course_id = ANY($1::uuid[])"
             " ORDER BY course_id FOR UPDATE",
@@ -137,27 +134,10 @@ class CourseBooks:
                 books[row["course_id"]] = cached[1]
             else:
                 reload.add(row["course_id"])
-        missing = []
-        for course_id, registration_id in referenced:
-            book = books.get(course_id)
-            if book is not None and book.registration(registration_id) is None:
-                missing.append(registration_id)
-        if missing:
-            known = await conn.fetch(
-                "SELECT course_id FROM registrations WHERE registration_id = ANY($1::uuid[])"
-                " AND course_id = ANY($2::uuid[])",
-                missing,
-                list(books),
-            )
-            for row in known:
-                if books.pop(row["course_id"], None) is not None:
-                    reload.add(row["course_id"])
         if reload:
             registrations = await conn.fetch(
-                f"SELECT {_REGISTRATION_COLUMNS} FROM registrations"
-                " WHERE course_id = ANY($1::uuid[]) AND (status <> 'cancelled' OR registration_id = ANY($2::uuid[]))",
+                f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE course_id = ANY($1::uuid[])",
                 list(reload),
-                list({registration_id for _, registration_id in referenced}),
             )
             by_course: dict[UUID, list[Registration]] = {cid: [] for cid in reload}
             for row in registrations:
@@ -250,20 +230,15 @@ class CourseBooks:
             )
         return pending
 
-    async def insert_new(self, conn: Connection, pending: PendingWrite) -> None:
-        """The batch's new registrations, with one COPY."""
-        if pending.inserted:
-            await conn.copy_records_to_table(
-                "registrations", records=pending.inserted, columns=_INSERT_COLUMNS
-            )
+    async def insert_new(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """New registrations (rows of `PendingWrite.inserted`), with one COPY."""
+        if rows:
+            await conn.copy_records_to_table("registrations", records=rows, columns=_INSERT_COLUMNS)
 
-    async def write_back(
-        self, conn: Connection, pending: PendingWrite, replaced_forms: Mapping[UUID, str] | None = None
-    ) -> set[UUID]:
-        """The rest of the batch, after `insert_new`: one pipelined statement for changed registrations,
-        one for the keys a substitution replaces in their stored form (`replaced_forms`, JSON objects),
-        and one for all course rows guarded by their expected version. Returns the ids of the courses
-        whose row was written (a new version)."""
+    async def write_changed(self, conn: Connection, pending: PendingWrite) -> None:
+        """The batch's changed registrations (rows of earlier batches), one pipelined statement. Before
+        `insert_new`: a participant who cancels and registers again in one batch must leave the
+        one-active-per-participant index before the new registration enters it (checked per row)."""
         if pending.updated:
             await conn.executemany(
                 "UPDATE registrations SET participant_email = $2, status = $3, binding = $4,"
@@ -271,9 +246,17 @@ class CourseBooks:
                 " WHERE registration_id = $1",
                 pending.updated,
             )
+
+    async def write_back(
+        self, conn: Connection, pending: PendingWrite, replaced_forms: Mapping[UUID, str] | None = None
+    ) -> set[UUID]:
+        """The rest of the batch, after `write_changed` and `insert_new`: one statement for the keys a
+        substitution replaces in their stored form (`replaced_forms`, JSON objects), and one for all
+        course rows guarded by their expected version. Returns the ids of the courses whose row was
+        written (a new version)."""
         if replaced_forms:
             await conn.execute(
-                "UPDATE registrations r SET details = r.details || u.form, updated_at = now()"
+                "UPDATE registrations r SET details = (r.details::jsonb || u.form)::text, updated_at = now()"
                 " FROM unnest($1::uuid[], $2::jsonb[]) AS u(registration_id, form)"
                 " WHERE r.registration_id = u.registration_id",
                 list(replaced_forms),
@@ -445,7 +428,7 @@ async def anonymise_registrations(
     """Store the anonymised address and details, and clear the courses' `write_token` so an allocator
     holding a cached seat book (with the old address) reloads it instead of writing it back."""
     await conn.executemany(
-        "UPDATE registrations SET participant_email = $2, details = $3::jsonb, erased_at = $4,"
+        "UPDATE registrations SET participant_email = $2, details = $3, erased_at = $4,"
         " updated_at = now() WHERE registration_id = $1",
         [(rid, email, json.dumps(details), erased_at) for rid, email, details in anonymised],
     )

@@ -10,24 +10,30 @@ guards (migration 0001) stay the last line of defence against overbooking.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-from komponent_contracts import CloudEvent, Event
+from asyncpg.pgproto.pgproto import UUID as _FastUUID
+from komponent_contracts import Event
 from komponent_contracts import events as contract
-from komponent_runtime import outbox
 from komponent_runtime.database import Connection
 from komponent_runtime.metrics import meter
+from komponent_runtime.outbox import OutboxRow
 from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic_core import to_json
 
+from komponent_registration.adapters import outbox_rows
 from komponent_registration.adapters.repository import (
     CourseBooks,
+    PendingWrite,
     Source,
     record_refusals,
     registration_details,
@@ -62,9 +68,10 @@ class CourseFacts:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """One thing to apply to one course, with the event it came from and the trace its effects continue."""
+    """One thing to apply to one course, with the event it came from and the trace its effects continue.
+    (Not frozen: one per delivery, and a frozen dataclass costs several times more to build.)"""
 
     course_id: UUID
     event_id: UUID
@@ -157,30 +164,36 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
     A rush applies thousands of requests per transaction, so the work per request is kept to one pass
     over the batch, the domain step and the outcome event; everything else is per course or per batch."""
     by_course: dict[UUID, list[Request]] = {}
-    referenced: list[tuple[UUID, UUID]] = []  # (course, registration) each command names
     # Participant and buyer travel in the outcome events (no lookups downstream): new ones come from the
     # batch itself (the first delivery of each registration), those of earlier registrations from rows.
     people: dict[UUID, People] = {}
     received: dict[UUID, contract.RegistrationReceived] = {}
     sources: dict[UUID, Source] = {}
+    # The same two as JSON, serialised once: the stored form and the registration's answer reuse them.
+    serialised: dict[UUID, tuple[bytes, bytes]] = {}
     for request in requests:
         course_requests = by_course.get(request.course_id)
         if course_requests is None:
             course_requests = by_course[request.course_id] = []
         course_requests.append(request)
-        command = request.command
-        if isinstance(command, _NAMES_A_REGISTRATION):
-            referenced.append((request.course_id, command.registration_id))
         payload = request.payload
+        command = request.command
         if (
             request.source is not None
             and isinstance(payload, contract.RegistrationReceived)
-            and payload.registration_id not in received
+            and isinstance(command, Register)
+            and command.registration_id not in received
         ):
-            received[payload.registration_id] = payload
-            people[payload.registration_id] = (payload.participant, payload.buyer)
-            sources[payload.registration_id] = request.source
-    locked = await books.lock(conn, by_course, referenced)
+            # Keyed by the command's copy of the id (see consumers.intake_request): equal, cheaper to hash.
+            registration_id = command.registration_id
+            received[registration_id] = payload
+            people[registration_id] = (payload.participant, payload.buyer)
+            serialised[registration_id] = (
+                outbox_rows.serialise(payload.participant),
+                outbox_rows.serialise(payload.buyer),
+            )
+            sources[registration_id] = request.source
+    locked = await books.lock(conn, by_course)
 
     answered: list[tuple[Request, list[domain.CourseEvent]]] = []
     needed: set[UUID] = set()
@@ -199,62 +212,120 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 contract.Buyer.model_validate(stored["buyer"]),
             )
 
-    # The new registration rows are the batch's largest write: PostgreSQL inserts them while this process
-    # builds the outcome events, so the two cores work at once instead of in turn. Nothing else may use
-    # `conn` until the insert is done; a substitution of a registration new in this batch is written
-    # into its stored form afterwards, with those of earlier registrations.
     forms = {
-        registration_id: _form_json(payload.participant, payload.buyer, payload.terms_version)
+        registration_id: _form_json(*serialised[registration_id], payload.terms_version)
         for registration_id, payload in received.items()
     }
     pending = books.pending(locked.values(), sources, forms)
-    inserting = asyncio.ensure_future(books.insert_new(conn, pending))
+    rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
+    answers = _Outcomes(people, serialised, rows)
+    # The batch's writes go out in parts, each as soon as the one before it is done, while this process
+    # builds the rows of the next: PostgreSQL inserts while Python serialises, instead of in turn.
+    writes = _Writes()
     try:
-        await asyncio.sleep(0)  # the insert task encodes and sends its rows, then waits for PostgreSQL
-        out, refusals, substituted = _outcome_events(answered, people)
+        writes.then(partial(books.write_changed, conn, pending))  # before the new rows (see there)
+        parts = max(-(-len(answered) // _WRITE_PART), 1)
+        new_per_part = -(-len(pending.inserted) // parts)
+        for part in range(parts):
+            new = pending.inserted[part * new_per_part : (part + 1) * new_per_part]
+            if new:
+                writes.then(partial(books.insert_new, conn, new))
+            out: list[OutboxRow] = []
+            for first in range(part * _WRITE_PART, min((part + 1) * _WRITE_PART, len(answered)), _STEP):
+                out.extend(answers.rows(answered[first : first + _STEP]))
+                # Let the writer task move on to its next statement when PostgreSQL finished one.
+                await asyncio.sleep(0)
+            if part == parts - 1:
+                out.extend(_seats_changed(pending, by_course, rows))
+            writes.then(partial(outbox_rows.insert, conn, out))
+        # A substitution of a registration new in this batch is written into its stored form here, with
+        # those of earlier registrations.
+        replaced_forms = {
+            registration_id: _form_json(outbox_rows.serialise(participant), outbox_rows.serialise(buyer))
+            for registration_id in answers.substituted
+            for participant, buyer in [people[registration_id]]
+        }
+        writes.then(partial(books.write_back, conn, pending, replaced_forms))
+        writes.then(partial(record_refusals, conn, answers.refusals))
+        writes.then(partial(outbox_rows.wake_relay, conn))
+        await writes.done()
     except BaseException:
-        # Whatever went wrong here, the connection must be idle before the transaction is rolled back.
-        await asyncio.gather(inserting, return_exceptions=True)
+        # Whatever went wrong, the connection must be idle before the transaction is rolled back.
+        await writes.settle()
         raise
-    await inserting
-    replaced_forms = {
-        registration_id: _form_json(*people[registration_id]) for registration_id in substituted
-    }
-    changed = await books.write_back(conn, pending, replaced_forms)
-    await record_refusals(conn, refusals)
-
-    # One seat count per course per batch, whatever the batch did: the catalogue shows "seats left"
-    # from it and keeps the highest version, so it never goes backwards.
-    for course_id in changed:
-        book = locked[course_id]
+    # Recorded with the outbox rows, inside the caller's transaction: a batch rolled back and applied
+    # again counts its outcomes twice (rare; the events themselves are exactly-once downstream).
+    for label, count in answers.counts.items():
+        registrations.add(count, {"outcome": label})
+    for book in pending.changed:
         state = book.state()
-        last = by_course[course_id][-1]
+        _seats_left[book.course_id] = max(state.capacity - state.seats_taken, 0)
+
+
+# Outcomes per part of the batch's write pipeline: small enough that PostgreSQL starts early, large enough
+# that a statement's round trip is negligible per row.
+_WRITE_PART = 500
+_STEP = 50  # answers built between two turns of the event loop
+
+
+class _Writes:
+    """Statements on one connection, in order, sent by one task as soon as the one before completed."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Callable[[], Awaitable[object]]] = deque()
+        self._more = asyncio.Event()
+        self._closed = False
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            while self._queue:
+                await self._queue.popleft()()  # a failed statement ends the task: nothing after it is sent
+            if self._closed:
+                return
+            self._more.clear()
+            await self._more.wait()
+
+    def then(self, write: Callable[[], Awaitable[object]]) -> None:
+        self._queue.append(write)
+        self._more.set()
+
+    async def done(self) -> None:
+        """Every statement sent and completed; raises what a failed one raised."""
+        self._closed = True
+        self._more.set()
+        await self._task
+
+    async def settle(self) -> None:
+        """After a failure here: send nothing more, and wait until no statement is in flight."""
+        self._queue.clear()
+        self._closed = True
+        self._more.set()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _seats_changed(
+    pending: PendingWrite, by_course: dict[UUID, list[Request]], rows: outbox_rows.OutboxRows
+) -> list[OutboxRow]:
+    """One seat count per changed course per batch, whatever the batch did: the catalogue shows "seats
+    left" from it and keeps the highest version, so it never goes backwards."""
+    out = []
+    for book in pending.changed:
+        state = book.state()  # a changed book's state carries the version its write gives the row
+        last = by_course[book.course_id][-1]
         seats = contract.CourseSeatsChanged(
-            course_id=course_id,
+            course_id=book.course_id,
             capacity=state.capacity,
             seats_taken=state.seats_taken,
             waiting_list_length=book.waiting_list_length,
             version=state.version,
             occurred_at=last.command.at,
         )
-        event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{course_id}/seats/{state.version}")
-        out.append((CloudEvent(seats, source=SOURCE, id=event_id), last.trace_headers))
-    await outbox.enqueue_traced(conn, out)
-    # Recorded with the outbox rows, inside the caller's transaction: a batch rolled back and applied
-    # again counts its outcomes twice (rare; the events themselves are exactly-once downstream).
-    counts: dict[str, int] = {}
-    for ce, _ in out:
-        label = _OUTCOMES.get(type(ce.data))
-        if label is not None:
-            counts[label] = counts.get(label, 0) + 1
-    for label, count in counts.items():
-        registrations.add(count, {"outcome": label})
-    for course_id in changed:
-        state = locked[course_id].state()
-        _seats_left[course_id] = max(state.capacity - state.seats_taken, 0)
+        event_id = uuid.uuid5(_OUTCOME_NAMESPACE, f"{book.course_id}/seats/{state.version}")
+        out.append(rows.event(seats, event_id, last.trace_headers))
+    return out
 
 
-_NAMES_A_REGISTRATION = (Register, Cancel, Substitute)
 # Outcomes about registrations that may be from earlier batches, whose participant comes from their row.
 _NEEDS_PEOPLE = (domain.RegistrationPromoted, domain.RegistrationCancelled, domain.ParticipantSubstituted)
 _NAMESPACE_BYTES = _OUTCOME_NAMESPACE.bytes
@@ -262,37 +333,95 @@ _NAMESPACE_BYTES = _OUTCOME_NAMESPACE.bytes
 
 def _outcome_id(request_id: UUID, index: int) -> UUID:
     """uuid5(_OUTCOME_NAMESPACE, f"{request_id}/{index}"), minus uuid5's per-call cost of re-encoding
-    the namespace (one id per outcome event)."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{request_id}/{index}".encode(), usedforsecurity=False)
-    return UUID(bytes=digest.digest()[:16], version=5)
+    the namespace (one id per outcome event). Returned as asyncpg's UUID (a `uuid.UUID`, equal and
+    hashing alike), which builds from bytes and prints (the event's `ce_id`) several times faster."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{request_id}/{index}".encode(), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return _FastUUID(bytes(digest))
 
 
-def _outcome_events(
-    answered: list[tuple[Request, list[domain.CourseEvent]]], people: dict[UUID, People]
-) -> tuple[list[tuple[CloudEvent[Event], dict[str, str]]], list[Refusal], set[UUID]]:
-    """The contract events for the domain's answers, each with the trace of the request that caused it;
-    the refusals to record; the registrations substituted (`people` then holds their new participant)."""
-    out: list[tuple[CloudEvent[Event], dict[str, str]]] = []
-    refusals: list[Refusal] = []
-    substituted: set[UUID] = set()
-    for request, outcomes in answered:
-        for index, outcome in enumerate(outcomes):
-            event = _to_contract(outcome, request, people, substituted, refusals)
-            if event is not None:
-                event_id = _outcome_id(request.event_id, index)
-                out.append((CloudEvent(event, source=SOURCE, id=event_id), request.trace_headers))
-    return out, refusals, substituted
+class _Outcomes:
+    """The outbox rows for the domain's answers, part by part in the batch's order, each with the trace of
+    the request that caused it; the count per outcome label; the refusals to record; the registrations
+    substituted (`people` then holds their new participant). A new registration's own answer (confirmed
+    or waitlisted: almost every row in a rush) is spliced from its serialised participant and buyer;
+    everything else is a contract model."""
+
+    def __init__(
+        self,
+        people: dict[UUID, People],
+        serialised: dict[UUID, tuple[bytes, bytes]],
+        rows: outbox_rows.OutboxRows,
+    ) -> None:
+        self.people = people
+        self.serialised = serialised
+        self._rows = rows
+        self.counts: dict[str, int] = {}
+        self.refusals: list[Refusal] = []
+        self.substituted: set[UUID] = set()
+
+    def rows(self, answered: Sequence[tuple[Request, list[domain.CourseEvent]]]) -> list[OutboxRow]:
+        out: list[OutboxRow] = []
+        counts = self.counts
+        for request, outcomes in answered:
+            trace = request.trace_headers
+            for index, outcome in enumerate(outcomes):
+                kind = type(outcome)
+                known = self.serialised.get(outcome.registration_id)
+                if known is not None and kind is domain.RegistrationWaitlisted:
+                    assert isinstance(outcome, domain.RegistrationWaitlisted)
+                    row = self._rows.waitlisted(
+                        _outcome_id(request.event_id, index),
+                        outcome.registration_id,
+                        outcome.course_id,
+                        outcome.at,
+                        known[0],
+                        outcome.position,
+                        trace,
+                    )
+                    label: str | None = "waitlisted"
+                elif known is not None and kind is domain.RegistrationConfirmed:
+                    assert isinstance(outcome, domain.RegistrationConfirmed)
+                    row = self._rows.confirmed(
+                        _outcome_id(request.event_id, index),
+                        outcome.registration_id,
+                        outcome.course_id,
+                        outcome.at,
+                        known[0],
+                        known[1],
+                        outcome.binding,
+                        trace,
+                    )
+                    label = "confirmed"
+                else:
+                    event = _to_contract(outcome, request, self.people, self.substituted, self.refusals)
+                    if event is None:
+                        continue
+                    row = self._rows.event(event, _outcome_id(request.event_id, index), trace)
+                    label = _OUTCOMES.get(type(event))
+                out.append(row)
+                if label is not None:
+                    counts[label] = counts.get(label, 0) + 1
+        return out
 
 
-def _form_json(
-    participant: contract.Participant, buyer: contract.Buyer, terms_version: str | None = None
-) -> str:
-    """A registration's stored form (or the part a substitution replaces) as a JSON object, serialised by
-    pydantic in one call: the models' own JSON form, as `model_dump(mode="json")` gives, for less."""
-    document: dict[str, object] = {"participant": participant, "buyer": buyer}
+def _form_json(participant: bytes, buyer: bytes, terms_version: str | None = None) -> str:
+    """A registration's stored form (or the part a substitution replaces) as a JSON object, from the
+    participant's and buyer's JSON (`outbox_rows.serialise`): the models' own JSON form, as
+    `model_dump(mode="json")` gives, without serialising them a second time."""
+    form = b'{"participant":%s,"buyer":%s' % (participant, buyer)
     if terms_version is not None:
-        document["terms_version"] = terms_version
-    return to_json(document).decode()
+        form += b',"terms_version":%s' % _json_string(terms_version)
+    return (form + b"}").decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(text: str) -> bytes:
+    """A string as JSON; the few terms versions in use repeat in every registration of a batch."""
+    return to_json(text)
 
 
 def _to_contract(

@@ -1,0 +1,185 @@
+"""The allocator's batch transaction on a real PostgreSQL, without Kafka: one batch whose requests depend
+on each other's rows, applied the way the runtime's batch consumer applies it (inbox, `Handlers.allocate`,
+commit), then checked in the tables."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from komponent_contracts import CloudEvent, Event
+from komponent_contracts import events as contract
+from komponent_contracts.examples import buyer, course
+from komponent_registration.adapters.repository import CourseBooks
+from komponent_registration.entrypoints.consumers import Handlers
+from komponent_runtime.consuming import Delivery, apply_first_deliveries
+from komponent_runtime.database import Connection, migrate
+
+pytestmark = pytest.mark.infra
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "src" / "komponent_registration" / "migrations"
+INTAKE = "test.registration-intake"
+_offsets = count()
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+    return pool
+
+
+def delivered(data: Event) -> Delivery:
+    return Delivery(CloudEvent(data, source="/test"), INTAKE, 0, next(_offsets), {})
+
+
+def registration(course_id: uuid.UUID, name: str) -> contract.RegistrationReceived:
+    return contract.RegistrationReceived(
+        registration_id=uuid.uuid4(),
+        course_id=course_id,
+        received_at=datetime.now(UTC),
+        participant=contract.Participant(
+            name=name, email=f"{name.lower()}@kommune.dk", job_title="Konsulent"
+        ),
+        buyer=buyer(),
+        terms_version="2026-01",
+    )
+
+
+async def apply(db: asyncpg.Pool, handle: Any, deliveries: Sequence[Delivery]) -> None:
+    async with db.acquire() as conn, conn.transaction():
+        await apply_first_deliveries(conn, "test.allocation", deliveries, handle)
+
+
+async def open_course(db: asyncpg.Pool, handlers: Handlers, capacity: int) -> uuid.UUID:
+    course_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    snapshot = course().model_copy(
+        update={
+            "course_id": course_id,
+            "capacity": capacity,
+            "sessions": (
+                contract.CourseSession(starts_at=now + timedelta(days=60), ends_at=now + timedelta(days=61)),
+            ),
+            "registration_deadline": now + timedelta(days=30),
+        }
+    )
+    published = contract.CoursePublished(course_id=course_id, course=snapshot, occurred_at=now)
+
+    async def on_course(conn: Connection, deliveries: Sequence[Delivery]) -> None:
+        await handlers.on_course(conn, deliveries[0])
+
+    await apply(db, on_course, [delivered(published)])
+    return course_id
+
+
+async def test_cancel_and_register_again_in_one_batch(db: asyncpg.Pool) -> None:
+    """The cancelled row leaves the one-active-per-participant index before the new row enters it."""
+    handlers = Handlers(CourseBooks())
+    course_id = await open_course(db, handlers, capacity=1)
+    first = registration(course_id, "Anna")
+    await apply(db, handlers.allocate, [delivered(first)])
+
+    again = registration(course_id, "Anna")
+    cancel = contract.RegistrationCancellationRequested(
+        registration_id=first.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
+    )
+    other = registration(course_id, "Bo")
+    await apply(db, handlers.allocate, [delivered(cancel), delivered(again), delivered(other)])
+
+    rows = await db.fetch(
+        "SELECT registration_id, status, details FROM registrations WHERE course_id = $1 ORDER BY source_offset",
+        course_id,
+    )
+    assert [(r["registration_id"], r["status"]) for r in rows] == [
+        (first.registration_id, "cancelled"),
+        (again.registration_id, "confirmed"),  # the freed seat, first come first served
+        (other.registration_id, "waitlisted"),
+    ]
+    assert json.loads(rows[1]["details"])["participant"] == again.participant.model_dump(mode="json")
+    assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 1
+
+
+async def test_a_batch_of_several_write_parts_keeps_partition_order_everywhere(db: asyncpg.Pool) -> None:
+    """More answers than one part of the write pipeline: rows, seats and outbox rows all in partition
+    order, the seat count event last."""
+    handlers = Handlers(CourseBooks())
+    course_id = await open_course(db, handlers, capacity=3)
+    batch = [registration(course_id, f"Deltager{i}") for i in range(1_234)]
+    await apply(db, handlers.allocate, [delivered(r) for r in batch])
+
+    rows = await db.fetch(
+        "SELECT registration_id, status, queue_number FROM registrations WHERE course_id = $1"
+        " ORDER BY source_offset",
+        course_id,
+    )
+    assert [r["registration_id"] for r in rows] == [r.registration_id for r in batch]
+    assert [r["status"] for r in rows] == ["confirmed"] * 3 + ["waitlisted"] * 1_231
+    assert [r["queue_number"] for r in rows[3:]] == list(range(1, 1_232))
+    published = await db.fetch("SELECT headers, value FROM outbox ORDER BY id")
+    answers = [
+        json.loads(r["value"]) for r in published if "seats" not in json.loads(r["headers"])["ce_type"]
+    ]
+    assert [a["registration_id"] for a in answers][-1_234:] == [str(r.registration_id) for r in batch]
+    assert [a.get("position") for a in answers[-1_231:]] == list(range(1, 1_232))
+    last = json.loads(published[-1]["value"])
+    assert json.loads(published[-1]["headers"])["ce_type"] == contract.CourseSeatsChanged.ce_type
+    assert (last["seats_taken"], last["waiting_list_length"]) == (3, 1_231)
+
+
+async def test_a_write_failing_in_a_later_part_rolls_back_the_whole_batch(db: asyncpg.Pool) -> None:
+    """A registration id already taken (here by a row of another course) fails the COPY of a later part:
+    nothing of the batch stays, the connection is usable, and the same batch without it applies."""
+    handlers = Handlers(CourseBooks())
+    course_id = await open_course(db, handlers, capacity=3)
+    elsewhere = await open_course(db, handlers, capacity=3)
+    batch = [registration(course_id, f"Deltager{i}") for i in range(1_500)]
+    taken = batch[1_200].model_copy(update={"course_id": elsewhere})
+    await apply(db, handlers.allocate, [delivered(taken)])
+    outbox_before = await db.fetchval("SELECT count(*) FROM outbox")
+
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await apply(db, handlers.allocate, [delivered(r) for r in batch])
+    assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 0
+    assert await db.fetchval("SELECT count(*) FROM outbox") == outbox_before
+    assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 0
+
+    rest = batch[:1_200] + batch[1_201:]
+    await apply(db, handlers.allocate, [delivered(r) for r in rest])
+    assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 1_499
+    assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 3
+
+
+async def test_a_reloaded_book_knows_registrations_cancelled_before(db: asyncpg.Pool) -> None:
+    """A book loaded after a registration was cancelled (restart, rebalance) still answers requests that
+    name it: a re-sent registration is a repeat, a second cancellation is refused, nothing is inserted."""
+    course_id = await open_course(db, Handlers(CourseBooks()), capacity=1)
+    handlers = Handlers(CourseBooks())
+    first = registration(course_id, "Anna")
+    await apply(db, handlers.allocate, [delivered(first)])
+    cancel = contract.RegistrationCancellationRequested(
+        registration_id=first.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
+    )
+    await apply(db, handlers.allocate, [delivered(cancel)])
+    outbox_before = await db.fetchval("SELECT count(*) FROM outbox")
+
+    restarted = Handlers(CourseBooks())  # an empty cache: the book is loaded from the rows
+    await apply(db, restarted.allocate, [delivered(first), delivered(cancel)])
+
+    rows = await db.fetch("SELECT status FROM registrations WHERE course_id = $1", course_id)
+    assert [r["status"] for r in rows] == ["cancelled"]
+    answers = [
+        (json.loads(r["headers"])["ce_type"], json.loads(r["value"]))
+        for r in await db.fetch("SELECT headers, value FROM outbox ORDER BY id OFFSET $1", outbox_before)
+    ]
+    # The re-sent registration already has its answer; the second cancellation is refused.
+    assert [(t, v.get("request"), v.get("reason")) for t, v in answers] == [
+        (contract.RegistrationRequestRefused.ce_type, "cancellation", "already_cancelled")
+    ]

@@ -1,0 +1,115 @@
+"""Migration 0004 (cheaper registration rows) on a real PostgreSQL: every statement the service runs on
+`registrations` can still use an index, and the stored form (text since 0004) keeps its JSON through a
+substitution's merge and an erasure."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from komponent_contracts.examples import buyer, participant
+from komponent_registration.adapters import repository
+from komponent_registration.adapters.repository import CourseBooks, PendingWrite
+from komponent_registration.service_layer.erasure import erase_participant
+from komponent_runtime.clock import ManualClock
+from komponent_runtime.database import Connection, migrate
+
+pytestmark = pytest.mark.infra
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "src" / "komponent_registration" / "migrations"
+
+# The WHERE clauses of every statement the service runs on registrations (adapters/repository.py and the
+# guard's seats_match_confirmed of migration 0001), except the erasure's lookup by address across all
+# courses, which is an admin request and scans (as it did before 0004).
+STATEMENTS = {
+    "book load (CourseBooks.lock)": (
+        "SELECT * FROM registrations WHERE course_id = ANY($1::uuid[])",
+        lambda course, registration: ([course],),
+    ),
+    "guard's confirmed count (seats_match_confirmed)": (
+        "SELECT count(*) FROM registrations WHERE course_id = $1 AND status = 'confirmed'",
+        lambda course, registration: (course,),
+    ),
+    "waiting-list rank (registration_status)": (
+        "SELECT count(*) FROM registrations w WHERE w.course_id = $1 AND w.status = 'waitlisted'"
+        " AND w.queue_number <= 5",
+        lambda course, registration: (course,),
+    ),
+    "admin list (course_registrations)": (
+        "SELECT * FROM registrations WHERE course_id = $1 ORDER BY source_offset",
+        lambda course, registration: (course,),
+    ),
+    "by id (registration_status, course_of_registration, registration_details)": (
+        "SELECT * FROM registrations WHERE registration_id = ANY($1::uuid[])",
+        lambda course, registration: ([registration],),
+    ),
+}
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+    return pool
+
+
+async def open_course(conn: Connection) -> uuid.UUID:
+    course_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO course_seats (course_id, capacity, starts_at, deadline, status)"
+        " VALUES ($1, 0, '2027-03-22 08:00Z', '2027-03-01 11:00Z', 'published')",
+        course_id,
+    )
+    return course_id
+
+
+async def waitlist(conn: Connection, course_id: uuid.UUID, email: str, details: str) -> uuid.UUID:
+    """One waiting-list row, written the way the allocator writes them (CourseBooks.insert_new)."""
+    registration_id = uuid.uuid4()
+    offset = await conn.fetchval("SELECT count(*) FROM registrations")
+    row = (registration_id, course_id, email, "waitlisted", False, None, offset + 1, datetime.now(UTC))
+    await CourseBooks().insert_new(conn, [(*row, "intake", 0, offset, None, details)])
+    return registration_id
+
+
+@pytest.mark.parametrize("statement", list(STATEMENTS))
+async def test_every_registrations_statement_can_use_an_index(db: asyncpg.Pool, statement: str) -> None:
+    query, arguments = STATEMENTS[statement]
+    async with db.acquire() as conn:
+        course = await open_course(conn)
+        registration = await waitlist(conn, course, "anna@k.dk", "{}")
+        async with conn.transaction():
+            # A plan with a sequential scan when none is allowed means no index fits the statement.
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                r[0] for r in await conn.fetch(f"EXPLAIN {query}", *arguments(course, registration))
+            )
+    assert "Seq Scan on registrations" not in plan, plan
+
+
+async def test_stored_form_survives_a_substitution_merge_and_an_erasure(db: asyncpg.Pool) -> None:
+    form = {
+        "participant": participant().model_dump(mode="json"),
+        "buyer": buyer().model_dump(mode="json"),
+        "terms_version": "2026-01",
+    }
+    substitute = {"participant": {**form["participant"], "name": "Kollega Hansen"}}
+    async with db.acquire() as conn:
+        course = await open_course(conn)
+        registration = await waitlist(conn, course, participant().email, json.dumps(form))
+        async with conn.transaction():
+            await CourseBooks().write_back(conn, PendingWrite(), {registration: json.dumps(substitute)})
+        stored = (await repository.registration_details(conn, [registration]))[registration]
+        assert stored == {**form, **substitute}
+
+    erased = await erase_participant(db, ManualClock(datetime.now(UTC)), participant().email)
+    assert erased.registrations == {course: [registration]}
+    async with db.acquire() as conn:
+        stored = (await repository.registration_details(conn, [registration]))[registration]
+    assert stored["participant"]["name"] != "Kollega Hansen"
+    assert stored["terms_version"] == "2026-01"
+    assert stored["buyer"]["ean"] == form["buyer"]["ean"]
