@@ -80,6 +80,7 @@ from komponent_runtime.testing import (
     REPO_ROOT,
     ServiceProcess,
     create_database,
+    delete_orphaned_databases,
     delete_orphaned_topics,
     free_port,
     isolated_topics,
@@ -1287,6 +1288,8 @@ async def main() -> None:
     await ensure_stack()
     if removed := await delete_orphaned_topics():
         say(f"deleted {removed} topics left behind by runs that died")
+    if removed := await delete_orphaned_databases():
+        say(f"dropped {removed} databases left behind by runs that died")
     load = os.getloadavg()
     results: dict[str, Any] = {
         "started": stamp,

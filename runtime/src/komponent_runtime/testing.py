@@ -52,20 +52,68 @@ async def wait_until(
 
 
 async def create_database(prefix: str = "test") -> str:
-    """A new, empty database; returns its name. Each test gets its own so tests never share state."""
-    db = DatabaseSettings()
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = await asyncpg.connect(db.dsn("postgres"), timeout=5)
-    except OSError as exc:  # pragma: no cover - the message is the point
-        raise AssertionError(
-            f"PostgreSQL is not running at {db.host}:{db.port}; start it with ./dev infra"
-        ) from exc
+    """A new, empty database; returns its name. Each test gets its own so tests never share state.
+
+    Named `<prefix>_<pid>x<random>` after the creating process: the session (or benchmark) drops its own
+    at the end (`delete_created_databases`), and the next one drops those of runs that died
+    (`delete_orphaned_databases`). Left behind, thousands of them made the shared server's autovacuum
+    launcher cycle through databases nobody used."""
+    name = f"{prefix}_{owned_token()}"
+    conn = await _admin_connection()
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+    _created_databases.add(name)
     return name
+
+
+_created_databases: set[str] = set()
+_OWNED_DATABASE = re.compile(r"^[a-z_]+_(?P<pid>\d+)x[0-9a-f]{6}$")
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    db = DatabaseSettings()
+    try:
+        return await asyncpg.connect(db.dsn("postgres"), timeout=5)
+    except OSError as exc:  # pragma: no cover - the message is the point
+        raise AssertionError(
+            f"PostgreSQL is not running at {db.host}:{db.port}; start it with ./dev infra"
+        ) from exc
+
+
+def orphaned_databases(names: Iterable[str]) -> list[str]:
+    """The test and benchmark databases whose creating process no longer runs."""
+    return [n for n in names if (m := _OWNED_DATABASE.match(n)) and not _owner_alive(int(m["pid"]))]
+
+
+async def _drop_databases(names: Iterable[str]) -> int:
+    conn = await _admin_connection()
+    try:
+        dropped = 0
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            dropped += 1
+        return dropped
+    finally:
+        await conn.close()
+
+
+async def delete_orphaned_databases() -> int:
+    """Drop the databases of test and benchmark runs that died before cleaning up; return how many."""
+    conn = await _admin_connection()
+    try:
+        names = [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
+    finally:
+        await conn.close()
+    return await _drop_databases(orphaned_databases(names))
+
+
+async def delete_created_databases() -> int:
+    """Drop every database this process created; return how many."""
+    doomed = sorted(_created_databases)
+    _created_databases.clear()
+    return await _drop_databases(doomed) if doomed else 0
 
 
 async def create_topics(*names: str, partitions: int = 3, with_dead_letters: bool = True) -> None:
@@ -370,6 +418,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         asyncio.run(asyncio.wait_for(delete_orphaned_topics(), timeout=10))
     except Exception as exc:  # no broker (unit tests only): nothing to clean
         print(f"note: orphaned test topics not checked: {type(exc).__name__}")
+    try:
+        asyncio.run(asyncio.wait_for(delete_orphaned_databases(), timeout=300))
+    except BaseException as exc:  # no database server (unit tests only): nothing to clean
+        print(f"note: orphaned test databases not checked: {type(exc).__name__}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -377,6 +429,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         asyncio.run(delete_created_topics())
     except Exception as exc:  # cleanup must not turn a green run red
         print(f"warning: could not delete this session's test topics: {exc}")
+    try:
+        asyncio.run(delete_created_databases())
+    except BaseException as exc:
+        print(f"warning: could not drop this session's test databases: {type(exc).__name__}: {exc}")
 
 
 # -- metrics ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Test and benchmark topics name their creating process; those of dead processes are orphans."""
+"""Test and benchmark topics and databases name their creating process; those of dead processes are orphans."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from komponent_runtime.testing import orphaned, owned_token
+from komponent_runtime.testing import orphaned, orphaned_databases, owned_token
 
 
 def dead_pid() -> int:
@@ -35,3 +35,17 @@ def test_only_topics_of_dead_processes_are_orphans() -> None:
 
 def test_owned_token_names_this_process() -> None:
     assert owned_token().startswith(f"{os.getpid()}x")
+
+
+def test_only_databases_of_dead_processes_are_orphans() -> None:
+    dead, alive = dead_pid(), os.getpid()
+    names = [
+        f"test_{dead}xabc123",
+        f"bench_registration_stage_{dead}x0f0f0f",
+        f"test_{alive}xabc123",
+        "registration",  # the local stack's own databases are never touched
+        "postgres",
+        "template1",
+        "test_0123456789ab",  # an older naming: not attributable, left alone
+    ]
+    assert orphaned_databases(names) == names[:2]

@@ -56,7 +56,9 @@ from komponent_runtime.testing import (
     ServiceProcess,
     create_database,
     create_topics,
+    delete_created_databases,
     delete_created_topics,
+    delete_orphaned_databases,
     delete_orphaned_topics,
     isolated_topics,
     kafka_bootstrap,
@@ -331,6 +333,7 @@ async def main() -> None:
     n = args.registrations
     batch = allocation_batch_max()
     await delete_orphaned_topics()  # topics of earlier runs that died; see komponent_runtime.testing
+    await delete_orphaned_databases()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}"
     )
@@ -349,6 +352,7 @@ async def main() -> None:
         # 100 partitions, each a directory of open files); left behind, they exhaust the broker's files.
         # Each measurement deletes its own; this catches an interrupted one.
         await delete_created_topics()
+        await delete_created_databases()  # scratch databases of every stage
     if args.runs > 1:
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         print(f"-- medians of {args.runs} runs (ratios: median of each run's ratio)")
