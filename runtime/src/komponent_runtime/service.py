@@ -145,7 +145,8 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
         asyncio.create_task(gauges.run(), name="gauges"),
     ]
     tasks += [
-        asyncio.create_task(loop(), name=getattr(loop, "__name__", "loop")) for loop in parts.background
+        asyncio.create_task(_supervised(loop), name=getattr(loop, "__name__", "loop"))
+        for loop in parts.background
     ]
     log.info("service started", extra={"consumers": len(runtime.consumers)})
     try:

@@ -35,10 +35,6 @@ class Wakeup:
             await asyncio.wait_for(self._event.wait(), timeout)
         self._event.clear()
 
-    def notified(self) -> bool:
-        """Whether a notification arrived since the last `wait` returned (new work may be there)."""
-        return self._event.is_set()
-
     def _on_notify(self, *_: object) -> None:
         self._event.set()
 

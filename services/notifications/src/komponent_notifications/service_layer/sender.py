@@ -133,10 +133,7 @@ class EmailSender:
         wakeup = Wakeup(self.pool, LEDGER_CHANNEL)
         while True:
             try:
-                claimed = await self.send_due()
-                # A round that was not full took everything due when it claimed; only rows added since
-                # (their NOTIFY has arrived) or retries coming due (the poll) need another claim.
-                if claimed < self.config.batch_size and not wakeup.notified():
+                if await self.send_due() == 0:
                     await wakeup.wait(self.config.idle_poll_seconds)
                 backoff = 0.1
             except asyncio.CancelledError:
