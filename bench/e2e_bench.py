@@ -63,7 +63,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,8 +72,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from komponent_contracts import CloudEvent
-from komponent_contracts.events import CoursePublished, CourseSession, Participant, RegistrationReceived
-from komponent_contracts.examples import buyer, course
+from komponent_contracts.events import CoursePublished, Participant, RegistrationReceived
+from komponent_contracts.examples import buyer, open_course
 from komponent_runtime.auth import LOCAL_DEV_KEY
 from komponent_runtime.settings import DatabaseSettings
 from komponent_runtime.testing import (
@@ -567,17 +567,7 @@ class Platform:
     async def publish_courses(self, count: int, capacity: int) -> list[uuid.UUID]:
         now = datetime.now(UTC)
         ids = [uuid.uuid4() for _ in range(count)]
-        snapshot = course().model_copy(
-            update={
-                "capacity": capacity,
-                "sessions": (
-                    CourseSession(
-                        starts_at=now + timedelta(days=60), ends_at=now + timedelta(days=60, hours=7)
-                    ),
-                ),
-                "registration_deadline": now + timedelta(days=30),
-            }
-        )
+        snapshot = open_course(ids[0], capacity, now)
         futures = []
         for c in ids:
             ce = CloudEvent(

@@ -130,6 +130,21 @@ def invoice_issued() -> InvoiceIssued:
     )
 
 
+def open_course(course_id: UUID, capacity: int, now: datetime) -> CourseSnapshot:
+    """The example course open for registration at `now`: one 7-hour day in 60 days, deadline in 30 (for
+    tests and benchmarks that need a course people can still register for)."""
+    return course().model_copy(
+        update={
+            "course_id": course_id,
+            "capacity": capacity,
+            "sessions": (
+                CourseSession(starts_at=now + timedelta(days=60), ends_at=now + timedelta(days=60, hours=7)),
+            ),
+            "registration_deadline": now + timedelta(days=30),
+        }
+    )
+
+
 def all_examples() -> list[Event]:
     starts = course().starts_at
     outcome = {"registration_id": REGISTRATION_ID, "course_id": COURSE_ID, "occurred_at": NOW}

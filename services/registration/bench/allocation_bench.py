@@ -38,14 +38,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from komponent_contracts import CloudEvent, parse, topics
-from komponent_contracts.events import CoursePublished, CourseSession, Participant, RegistrationReceived
-from komponent_contracts.examples import buyer, course
+from komponent_contracts.events import CoursePublished, Participant, RegistrationReceived
+from komponent_contracts.examples import buyer, open_course
 from komponent_registration.adapters.repository import CourseBooks
 from komponent_registration.app import MIGRATIONS, allocation_batch_max, tune_gc
 from komponent_registration.entrypoints.consumers import Handlers
@@ -171,16 +171,7 @@ async def pgbench_hot_row() -> float:
 
 def published(course_id: uuid.UUID, capacity: int = 100) -> CloudEvent[CoursePublished]:
     now = datetime.now(UTC)
-    snapshot = course().model_copy(
-        update={
-            "course_id": course_id,
-            "capacity": capacity,
-            "sessions": (
-                CourseSession(starts_at=now + timedelta(days=60), ends_at=now + timedelta(days=60, hours=7)),
-            ),
-            "registration_deadline": now + timedelta(days=30),
-        }
-    )
+    snapshot = open_course(course_id, capacity, now)
     return CloudEvent(CoursePublished(course_id=course_id, course=snapshot, occurred_at=now), source="/bench")
 
 

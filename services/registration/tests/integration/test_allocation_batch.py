@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 from komponent_contracts import CloudEvent, Event
 from komponent_contracts import events as contract
-from komponent_contracts.examples import buyer, course
+from komponent_contracts.examples import buyer
+from komponent_contracts.examples import open_course as open_course_snapshot
 from komponent_registration.adapters.repository import CourseBooks
 from komponent_registration.entrypoints.consumers import Handlers
 from komponent_runtime.consuming import Delivery, apply_first_deliveries
@@ -61,16 +62,7 @@ async def apply(db: asyncpg.Pool, handle: Any, deliveries: Sequence[Delivery]) -
 async def open_course(db: asyncpg.Pool, handlers: Handlers, capacity: int) -> uuid.UUID:
     course_id = uuid.uuid4()
     now = datetime.now(UTC)
-    snapshot = course().model_copy(
-        update={
-            "course_id": course_id,
-            "capacity": capacity,
-            "sessions": (
-                contract.CourseSession(starts_at=now + timedelta(days=60), ends_at=now + timedelta(days=61)),
-            ),
-            "registration_deadline": now + timedelta(days=30),
-        }
-    )
+    snapshot = open_course_snapshot(course_id, capacity, now)
     published = contract.CoursePublished(course_id=course_id, course=snapshot, occurred_at=now)
 
     async def on_course(conn: Connection, deliveries: Sequence[Delivery]) -> None:
