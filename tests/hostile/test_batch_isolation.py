@@ -33,11 +33,15 @@ def registration(course_id: uuid.UUID) -> CloudEvent[RegistrationReceived]:
     return CloudEvent(data=data, source="/hostile")
 
 
+@pytest.mark.parametrize("handler", ["batch", "prepared"])
 async def test_batch_dead_letters_the_culprit_not_its_neighbour(
     pool: asyncpg.Pool,
     database: str,
     unique_topic,  # type: ignore[no-untyped-def]
+    handler: str,
 ) -> None:
+    """`prepared`: the handler is a PreparedBatchHandler whose prepare step (run while the inbox insert is
+    in flight) rejects the culprit."""
     topic, out = unique_topic("in"), unique_topic("out")
     await create_topics(topic, out, partitions=1)
     course, rejected_course = uuid.uuid4(), uuid.uuid4()
@@ -46,7 +50,8 @@ async def test_batch_dead_letters_the_culprit_not_its_neighbour(
     await produce(topic, [], extra=[garbage])
     await produce(topic, [first, culprit, last])  # all fetched in one batch with the garbage before them
     proc = subprocess.Popen(  # noqa: ASYNC220 - a real process, started once
-        [sys.executable, str(SERVICE), "--db", database, "--topic", topic, "--out-topic", out, "--batch"],
+        [sys.executable, str(SERVICE), "--db", database, "--topic", topic, "--out-topic", out, "--batch"]
+        + (["--prepared"] if handler == "prepared" else []),
         env={**os.environ, "REJECT_COURSE": str(rejected_course)},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

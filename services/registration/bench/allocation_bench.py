@@ -14,7 +14,7 @@ Two targets (performance.md §7.3), each measured against its own baseline on th
          `-c 8 -j 2 -M prepared -T 10` on a scratch database;
    - S1  the allocator's batch transaction alone, in this process, for one hot course (capacity 100):
          deliveries decoded beforehand, applied in batches of the service's `REGISTRATION_BATCH_MAX`, each
-         in the transaction the runtime's batch consumer opens (inbox rows, then `Handlers.allocate`, the
+         in the transaction the runtime's batch consumer opens (inbox rows, then `Handlers.allocation`, the
          entrypoint the service's consumer calls: seat book, registration rows, outbox rows, course row),
          then committed. Same code and PostgreSQL, no Kafka: through Kafka nothing beats the raw relay, so
          5 x T_hot can only be asked of this stage. (In the service a hot partition's batches are one
@@ -49,7 +49,7 @@ from komponent_contracts.examples import buyer, open_course
 from komponent_registration.adapters.repository import CourseBooks
 from komponent_registration.app import MIGRATIONS, allocation_batch_max, tune_gc
 from komponent_registration.entrypoints.consumers import Handlers
-from komponent_runtime.consuming import BatchHandler, Delivery, apply_first_deliveries
+from komponent_runtime.consuming import AnyBatchHandler, Delivery, apply_first_deliveries
 from komponent_runtime.database import Connection, migrate
 from komponent_runtime.settings import DatabaseSettings
 from komponent_runtime.testing import (
@@ -231,7 +231,7 @@ def delivered(event: CloudEvent[Any], topic: str, offset: int) -> Delivery:
 
 
 async def consumer_transaction(
-    pool: asyncpg.Pool, group: str, deliveries: list[Delivery], handler: BatchHandler
+    pool: asyncpg.Pool, group: str, deliveries: list[Delivery], handler: AnyBatchHandler
 ) -> None:
     """What the runtime's batch consumer does with a parsed batch: one transaction, the runtime's own inbox
     step and handler call (`apply_first_deliveries`), commit."""
@@ -266,7 +266,7 @@ async def allocation_stage(n: int, batch: int) -> tuple[float, int]:
         started = time.perf_counter()
         for first in range(0, n, batch):
             await consumer_transaction(
-                pool, "registration.allocation", deliveries[first : first + batch], handlers.allocate
+                pool, "registration.allocation", deliveries[first : first + batch], handlers.allocation
             )
         elapsed = time.perf_counter() - started
         async with pool.acquire() as conn:

@@ -20,7 +20,7 @@ from komponent_contracts import CloudEvent
 from komponent_contracts.events import RegistrationReceived, RegistrationWaitlisted
 from komponent_runtime import outbox
 from komponent_runtime.broker import broker_publisher, make_broker
-from komponent_runtime.consuming import Delivery, EventConsumer, PermanentError
+from komponent_runtime.consuming import Delivery, EventConsumer, PermanentError, PreparedBatchHandler
 from komponent_runtime.database import Connection, create_pool, migrate
 from komponent_runtime.outbox import OutboxRelay
 from komponent_runtime.settings import DatabaseSettings, KafkaSettings
@@ -29,12 +29,16 @@ from komponent_runtime.telemetry import setup_logging
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def check_course(delivery: Delivery) -> Delivery:
+    if str(getattr(delivery.event.data, "course_id", "")) == os.environ.get("REJECT_COURSE"):
+        # Simulates a handler bug for one course; the "fix" is restarting without REJECT_COURSE.
+        raise PermanentError("course rejected by the test's simulated bug")
+    return delivery
+
+
 async def record_effects(conn: Connection, deliveries: Sequence[Delivery], out_topic: str) -> None:
     for d in deliveries:
-        received = d.event.data
-        if str(getattr(received, "course_id", "")) == os.environ.get("REJECT_COURSE"):
-            # Simulates a handler bug for one course; the "fix" is restarting without REJECT_COURSE.
-            raise PermanentError("course rejected by the test's simulated bug")
+        received = check_course(d).event.data
         await conn.execute(
             "INSERT INTO effects (event_id, registration_id) VALUES ($1, $2)",
             d.event.id,
@@ -63,6 +67,11 @@ async def main() -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--out-topic", required=True)
     parser.add_argument("--batch", action="store_true")
+    parser.add_argument(
+        "--prepared",
+        action="store_true",
+        help="with --batch: a PreparedBatchHandler whose prepare step checks",
+    )
     parser.add_argument("--purpose", default="effects")
     parser.add_argument("--handler-delay", type=float, default=0.0)
     args = parser.parse_args()
@@ -88,7 +97,9 @@ async def main() -> None:
         await asyncio.sleep(args.handler_delay)
         await record_effects(conn, deliveries, args.out_topic)
 
-    if args.batch:
+    if args.batch and args.prepared:
+        consumer.handle_batches(PreparedBatchHandler(check_course, many), max_records=50)
+    elif args.batch:
         consumer.handle_batches(many, max_records=50)
     else:
         consumer.handle_each(one)

@@ -56,7 +56,7 @@ def wire(rt: Runtime) -> ServiceParts:
             RegistrationCancellationRequested.ce_type,
             SubstitutionRequested.ce_type,
         },
-    ).handle_batches(handlers.allocate, max_records=allocation_batch_max())
+    ).handle_batches(handlers.allocation, max_records=allocation_batch_max())
     rt.consumer(
         "course-projection",
         topics.COURSE,

@@ -1,5 +1,5 @@
 """The allocator's batch transaction on a real PostgreSQL, without Kafka: one batch whose requests depend
-on each other's rows, applied the way the runtime's batch consumer applies it (inbox, `Handlers.allocate`,
+on each other's rows, applied the way the runtime's batch consumer applies it (inbox, `Handlers.allocation`,
 commit), then checked in the tables."""
 
 from __future__ import annotations
@@ -77,14 +77,14 @@ async def test_cancel_and_register_again_in_one_batch(db: asyncpg.Pool) -> None:
     handlers = Handlers(CourseBooks())
     course_id = await open_course(db, handlers, capacity=1)
     first = registration(course_id, "Anna")
-    await apply(db, handlers.allocate, [delivered(first)])
+    await apply(db, handlers.allocation, [delivered(first)])
 
     again = registration(course_id, "Anna")
     cancel = contract.RegistrationCancellationRequested(
         registration_id=first.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
     )
     other = registration(course_id, "Bo")
-    await apply(db, handlers.allocate, [delivered(cancel), delivered(again), delivered(other)])
+    await apply(db, handlers.allocation, [delivered(cancel), delivered(again), delivered(other)])
 
     rows = await db.fetch(
         "SELECT registration_id, status, details FROM registrations WHERE course_id = $1 ORDER BY source_offset",
@@ -105,7 +105,7 @@ async def test_a_batch_of_several_write_parts_keeps_partition_order_everywhere(d
     handlers = Handlers(CourseBooks())
     course_id = await open_course(db, handlers, capacity=3)
     batch = [registration(course_id, f"Deltager{i}") for i in range(1_234)]
-    await apply(db, handlers.allocate, [delivered(r) for r in batch])
+    await apply(db, handlers.allocation, [delivered(r) for r in batch])
 
     rows = await db.fetch(
         "SELECT registration_id, status, queue_number FROM registrations WHERE course_id = $1"
@@ -134,17 +134,17 @@ async def test_a_write_failing_in_a_later_part_rolls_back_the_whole_batch(db: as
     elsewhere = await open_course(db, handlers, capacity=3)
     batch = [registration(course_id, f"Deltager{i}") for i in range(1_500)]
     taken = batch[1_200].model_copy(update={"course_id": elsewhere})
-    await apply(db, handlers.allocate, [delivered(taken)])
+    await apply(db, handlers.allocation, [delivered(taken)])
     outbox_before = await db.fetchval("SELECT count(*) FROM outbox")
 
     with pytest.raises(asyncpg.UniqueViolationError):
-        await apply(db, handlers.allocate, [delivered(r) for r in batch])
+        await apply(db, handlers.allocation, [delivered(r) for r in batch])
     assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 0
     assert await db.fetchval("SELECT count(*) FROM outbox") == outbox_before
     assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 0
 
     rest = batch[:1_200] + batch[1_201:]
-    await apply(db, handlers.allocate, [delivered(r) for r in rest])
+    await apply(db, handlers.allocation, [delivered(r) for r in rest])
     assert await db.fetchval("SELECT count(*) FROM registrations WHERE course_id = $1", course_id) == 1_499
     assert await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id) == 3
 
@@ -155,15 +155,15 @@ async def test_a_reloaded_book_knows_registrations_cancelled_before(db: asyncpg.
     course_id = await open_course(db, Handlers(CourseBooks()), capacity=1)
     handlers = Handlers(CourseBooks())
     first = registration(course_id, "Anna")
-    await apply(db, handlers.allocate, [delivered(first)])
+    await apply(db, handlers.allocation, [delivered(first)])
     cancel = contract.RegistrationCancellationRequested(
         registration_id=first.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
     )
-    await apply(db, handlers.allocate, [delivered(cancel)])
+    await apply(db, handlers.allocation, [delivered(cancel)])
     outbox_before = await db.fetchval("SELECT count(*) FROM outbox")
 
     restarted = Handlers(CourseBooks())  # an empty cache: the book is loaded from the rows
-    await apply(db, restarted.allocate, [delivered(first), delivered(cancel)])
+    await apply(db, restarted.allocation, [delivered(first), delivered(cancel)])
 
     rows = await db.fetch("SELECT status FROM registrations WHERE course_id = $1", course_id)
     assert [r["status"] for r in rows] == ["cancelled"]
