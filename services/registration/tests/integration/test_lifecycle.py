@@ -6,6 +6,7 @@ registration topic and on its HTTP read API.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -338,6 +339,35 @@ async def test_http_intake_idempotency_key_semantics(stack: Any) -> None:
     )
     assert intake == 2
     assert (await stack.status(UUID(registration_id)))["status"] == "confirmed"
+
+
+async def test_concurrent_first_calls_with_one_key_register_once(stack: Any) -> None:
+    """A registration's first call stores key, answer and intake event in one statement: the same request
+    sent eight times at once is registered once, and every caller gets that one answer."""
+    await stack.start()
+    course_id = await stack.publish_course(capacity=5)
+    body = {
+        "participant": {"name": "Bo Holm", "email": "bo@randers.dk", "job_title": "Konsulent"},
+        "buyer": buyer().model_dump(mode="json"),
+        "terms_version": "2026-01",
+    }
+    url = f"/courses/{course_id}/registrations"
+    async with stack.http() as client:
+        answers = await asyncio.gather(
+            *(client.post(url, json=body, headers={"Idempotency-Key": "same"}) for _ in range(8))
+        )
+    assert [a.status_code for a in answers] == [202] * 8
+    assert len({a.json()["registration_id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 7
+    key = await stack.pool.fetchrow(
+        "SELECT status, response_status FROM idempotency_keys WHERE scope = 'public' AND key = 'same'"
+    )
+    assert (key["status"], key["response_status"]) == ("done", 202)
+    intake = await stack.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE topic LIKE '%registration-intake.v1' AND kafka_key = $1",
+        str(course_id).encode(),
+    )
+    assert intake == 1
 
 
 async def test_status_is_public_but_private_and_the_course_list_needs_the_admin_scope(stack: Any) -> None:

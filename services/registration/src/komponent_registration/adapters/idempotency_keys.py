@@ -2,6 +2,7 @@
 
 `complete` writes the request's event to the outbox and stores the answer in ONE statement: atomic on its
 own, so the intake's write needs no BEGIN and COMMIT around it (two round trips of a request's five).
+`answer_first_call` does the same for a key not seen before, claiming it in that statement too.
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ WITH done AS (
 SELECT pg_notify($12, '') FROM announced
 """
 
+_FIRST_CALL = f"""
+WITH done AS (
+    INSERT INTO idempotency_keys (scope, key, request_hash, status, response_status, response, completed_at)
+    VALUES ($1, $2, $3, 'done', $4, $5::jsonb, now())
+    ON CONFLICT (scope, key) DO NOTHING
+    RETURNING 1
+), announced AS (
+    INSERT INTO outbox ({outbox.OUTBOX_COLUMNS})
+    SELECT $6, $7, $8, $9::jsonb, $10, $11, $12 FROM done
+    RETURNING 1
+)
+SELECT pg_notify($13, '') FROM announced
+"""
+
 _COMPLETE = """
 UPDATE idempotency_keys SET status = 'done', response_status = $3, response = $4::jsonb, completed_at = now()
 WHERE scope = $1 AND key = $2 RETURNING 1
@@ -90,6 +105,31 @@ async def complete(
         _COMPLETE_WITH_EVENT,
         scope,
         key,
+        status,
+        json.dumps(body),
+        *outbox.row_values(event, current_trace_headers()),
+        outbox.NOTIFY_CHANNEL,
+    )
+    return row is not None
+
+
+async def answer_first_call(
+    conn: Connection,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    status: int,
+    body: dict[str, Any],
+    event: CloudEvent[Event],
+) -> bool:
+    """A key not seen before: store it `done` with the answer and enqueue `event` (in the current trace
+    context), in one statement. False if the key exists (nothing written; a concurrent first call with the
+    key waits for this one's commit and then finds it)."""
+    row = await conn.fetchrow(
+        _FIRST_CALL,
+        scope,
+        key,
+        fingerprint,
         status,
         json.dumps(body),
         *outbox.row_values(event, current_trace_headers()),

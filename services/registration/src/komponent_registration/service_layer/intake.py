@@ -6,7 +6,9 @@ applies it in the course's partition order, the only order that decides who gets
 `Idempotency-Key` (pretix semantics, see README):
 - first call: an `in_progress` row is committed first, so a concurrent call with the same key can see it
   and get 409 + Retry-After instead of waiting on a lock; then ONE statement writes the outbox row and
-  stores the answer (`done`): two round trips per request;
+  stores the answer (`done`): two round trips per request. A registration reads nothing, so its first call
+  is ONE statement (key, answer and event together): there is no moment in which it is in progress, and a
+  concurrent repeat waits for that statement and gets the stored answer;
 - repeat with the same key and the same request: the stored answer is replayed;
 - same key, different request: 422 (the client reused a key by mistake; nothing is stored);
 - a key left `in_progress` by a process that died is taken over after `STALE_AFTER`.
@@ -59,13 +61,34 @@ def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
 Work = Callable[[Connection], Awaitable[tuple[Answer, Event | None]]]
 
 
-async def idempotent(pool: asyncpg.Pool, scope: str, key: str | None, fingerprint: str, work: Work) -> Answer:
+async def idempotent(
+    pool: asyncpg.Pool, scope: str, key: str | None, fingerprint: str, work: Work, *, reads: bool = True
+) -> Answer:
+    """Run `work` at most once per key. `reads=False`: the work reads nothing, so it can run before the
+    key is claimed and a first call is answered in one statement."""
     async with pool.acquire() as conn:
         if key is None:
             answer, event = await work(conn)
             if event is not None:
                 await outbox.enqueue(conn, [CloudEvent(event, source=SOURCE)])  # one statement: atomic
             return answer
+        if not reads:
+            answer, event = await work(conn)
+            if (
+                event is not None
+                and answer.status not in _NOT_STORED
+                and await idempotency_keys.answer_first_call(
+                    conn,
+                    scope,
+                    key,
+                    fingerprint,
+                    answer.status,
+                    answer.body,
+                    CloudEvent(event, source=SOURCE),
+                )
+            ):
+                return answer
+            # The key was seen before (nothing written): a repeat, answered below like any other.
         if not await idempotency_keys.claim(conn, scope, key, fingerprint, STALE_AFTER):
             row = await idempotency_keys.stored(conn, scope, key)
             if (
@@ -144,7 +167,7 @@ async def register(
         )
         return _accepted(registration_id), received
 
-    return await idempotent(pool, PUBLIC_SCOPE, key, fingerprint, work)
+    return await idempotent(pool, PUBLIC_SCOPE, key, fingerprint, work, reads=False)
 
 
 async def cancel(
