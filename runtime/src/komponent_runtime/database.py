@@ -16,6 +16,9 @@ from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+# Rows from which COPY beats one INSERT … unnest: COPY waits for the server's go-ahead, a second round trip
+# (~150 µs of CPU on both sides on our 2-core boxes), which its cheaper rows make up for from about 64 on.
+COPY_FROM_ROWS = 64
 _MIGRATION_LOCK = 7_146_201  # arbitrary constant shared by every runner
 
 # A plain connection or one borrowed from a pool: every query helper accepts both.

@@ -105,16 +105,20 @@ async def enqueue_traced(
 
     A batch consumer's effects continue many traces at once (one per delivery); writing them with one
     statement instead of one per delivery keeps the batch transaction short."""
-    if not items:
+    if items:
+        await insert_rows(conn, [row_values(e, trace, topic) for e, trace in items])
+
+
+async def insert_rows(conn: Connection, rows: Sequence[OutboxRow]) -> None:
+    """Rows as `row_values` gives them, and the relay's wake-up, in ONE statement: arrays in, rows inserted
+    in the given order (ids are the relay's publishing order), then NOTIFY (delivered at commit)."""
+    if not rows:
         return
-    columns = list(zip(*(row_values(e, trace, topic) for e, trace in items), strict=True))
-    # One statement for the rows and the relay's wake-up: arrays in, rows inserted in the given order
-    # (ids are the relay's publishing order), then NOTIFY (delivered at commit).
     await conn.execute(
         f"WITH added AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT e, t, k, h::jsonb, v, tp, ts"
         " FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::text[])"
         " WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n) ORDER BY n RETURNING 1) SELECT pg_notify($8, '')",
-        *(list(c) for c in columns),
+        *(list(c) for c in zip(*rows, strict=True)),
         NOTIFY_CHANNEL,
     )
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 from komponent_contracts.examples import buyer, participant
-from komponent_registration.adapters import repository
+from komponent_registration.adapters import outbox_rows, repository
 from komponent_registration.adapters.repository import CourseBooks, PendingWrite
 from komponent_registration.service_layer.erasure import erase_participant
 from komponent_runtime.clock import ManualClock
-from komponent_runtime.database import Connection, migrate
+from komponent_runtime.database import COPY_FROM_ROWS, Connection, migrate
+from komponent_runtime.outbox import NOTIFY_CHANNEL, OUTBOX_COLUMNS
+from komponent_runtime.testing import wait_until
 
 pytestmark = pytest.mark.infra
 
@@ -113,3 +115,59 @@ async def test_stored_form_survives_a_substitution_merge_and_an_erasure(db: asyn
     assert stored["participant"]["name"] != "Kollega Hansen"
     assert stored["terms_version"] == "2026-01"
     assert stored["buyer"]["ean"] == form["buyer"]["ean"]
+
+
+@pytest.mark.parametrize("count", [1, COPY_FROM_ROWS - 1, COPY_FROM_ROWS, 150])
+async def test_a_few_rows_and_many_are_stored_alike(db: asyncpg.Pool, count: int) -> None:
+    """A few new registrations and their answers go in with one INSERT each, many by COPY: either way
+    every value is stored as given, the outbox rows in the given order, and the relay is woken at commit."""
+    async with db.acquire() as conn, db.acquire() as listener:
+        woken: list[str] = []
+
+        def wake(*args: object) -> None:
+            woken.append(str(args[2]))  # (connection, pid, channel, payload)
+
+        await listener.add_listener(NOTIFY_CHANNEL, wake)
+        course = await open_course(conn)
+        at = datetime(2026, 11, 28, 9, 30, 0, 123456, tzinfo=UTC)
+        form = '{"participant":{"name":"Æ Ø Å; DROP TABLE x;--"}}'
+        registrations = [
+            (
+                uuid.uuid4(),
+                course,
+                f"p{i}@k.dk",
+                "waitlisted",
+                False,
+                None,
+                i + 1,
+                at,
+                "intake",
+                2,
+                1000 + i,
+                None,
+                form,
+            )
+            for i in range(count)
+        ]
+        rows = outbox_rows.OutboxRows("/registration", at)
+        answers = [
+            rows.waitlisted(uuid.uuid4(), r[0], course, at, b'{"name":"A"}', i + 1, {"traceparent": f"tp{i}"})
+            for i, r in enumerate(registrations)
+        ]
+        async with conn.transaction():
+            await CourseBooks().insert_new(conn, registrations)
+            await outbox_rows.insert(conn, answers)
+        stored = await conn.fetch(
+            f"SELECT {', '.join(repository._INSERT_COLUMNS)} FROM registrations ORDER BY source_offset"
+        )
+        assert [tuple(r) for r in stored] == registrations
+        published = await conn.fetch(f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id")
+        assert [(*r[:3], json.loads(r[3]), *r[4:]) for r in published] == [
+            (*a[:3], json.loads(a[3]), *a[4:]) for a in answers
+        ]
+
+        async def relay_woken() -> bool:
+            return woken == [NOTIFY_CHANNEL]  # one wake-up, whatever the number of rows and statements
+
+        await wait_until(relay_woken, what="the relay's wake-up at commit", timeout=5)
+        await listener.remove_listener(NOTIFY_CHANNEL, wake)

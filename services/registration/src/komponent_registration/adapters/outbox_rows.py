@@ -8,8 +8,8 @@ bytes), and the headers from a template per event type and course. The rows are 
 `outbox.row_values` gives for the same events (tests/unit/test_outbox_rows.py holds the two together);
 every other event goes through `row_values` itself.
 
-The rows go in by COPY (a third of the cost of the runtime's INSERT … unnest per row), then the relay's
-wake-up, inside the caller's transaction.
+Many rows go in by COPY (a third of the cost of the runtime's INSERT … unnest per row), then the relay's
+wake-up; a few by the runtime's INSERT, wake-up included (`COPY_FROM_ROWS`); inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from komponent_contracts import CloudEvent, Event, topics
 from komponent_contracts import events as contract
 from komponent_contracts.envelope import CONTENT_TYPE, SPEC_VERSION
 from komponent_runtime import outbox
-from komponent_runtime.database import Connection
+from komponent_runtime.database import COPY_FROM_ROWS, Connection
 from komponent_runtime.settings import topic_name
 from pydantic_core import to_json
 
@@ -154,11 +154,12 @@ class OutboxRows:
 
 
 async def insert(conn: Connection, rows: Sequence[outbox.OutboxRow]) -> None:
-    """Insert the rows in order: their ids are the relay's publishing order."""
-    if rows:
-        await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
-
-
-async def wake_relay(conn: Connection) -> None:
-    """The relay's wake-up after `insert`, delivered at commit."""
+    """Insert the rows in order (their ids are the relay's publishing order) and wake the relay (at
+    commit): a few rows with the runtime's one statement, many by COPY."""
+    if not rows:
+        return
+    if len(rows) < COPY_FROM_ROWS:
+        await outbox.insert_rows(conn, rows)
+        return
+    await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
     await conn.execute("SELECT pg_notify($1, '')", outbox.NOTIFY_CHANNEL)

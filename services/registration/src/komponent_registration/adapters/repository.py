@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from komponent_runtime.database import Connection
+from komponent_runtime.database import COPY_FROM_ROWS, Connection
 
 from komponent_registration.domain.course_book import CourseBook, CourseState, CourseStatus
 from komponent_registration.domain.registration import Registration, RegistrationStatus
@@ -57,6 +57,11 @@ _INSERT_COLUMNS = [
     "cancelled_at",
     "details",
 ]
+_INSERT_FEW = (
+    f"INSERT INTO registrations ({', '.join(_INSERT_COLUMNS)}) SELECT * FROM unnest($1::uuid[], $2::uuid[],"
+    " $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::bigint[], $8::timestamptz[], $9::text[],"
+    " $10::int[], $11::bigint[], $12::timestamptz[], $13::text[])"
+)
 
 
 def _state(row: asyncpg.Record) -> CourseState:
@@ -231,9 +236,14 @@ class CourseBooks:
         return pending
 
     async def insert_new(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """New registrations (rows of `PendingWrite.inserted`), with one COPY."""
-        if rows:
-            await conn.copy_records_to_table("registrations", records=rows, columns=_INSERT_COLUMNS)
+        """New registrations (rows of `PendingWrite.inserted`): a few with one INSERT, many with one COPY
+        (`COPY_FROM_ROWS`)."""
+        if not rows:
+            return
+        if len(rows) < COPY_FROM_ROWS:
+            await conn.execute(_INSERT_FEW, *(list(column) for column in zip(*rows, strict=True)))
+            return
+        await conn.copy_records_to_table("registrations", records=rows, columns=_INSERT_COLUMNS)
 
     async def write_changed(self, conn: Connection, pending: PendingWrite) -> None:
         """The batch's changed registrations (rows of earlier batches), one pipelined statement. Before

@@ -247,7 +247,6 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
         }
         writes.then(partial(books.write_back, conn, pending, replaced_forms))
         writes.then(partial(record_refusals, conn, answers.refusals))
-        writes.then(partial(outbox_rows.wake_relay, conn))
         await writes.done()
     except BaseException:
         # Whatever went wrong, the connection must be idle before the transaction is rolled back.
