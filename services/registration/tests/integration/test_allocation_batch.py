@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import pytest
@@ -175,3 +176,70 @@ async def test_a_reloaded_book_knows_registrations_cancelled_before(db: asyncpg.
     assert [(t, v.get("request"), v.get("reason")) for t, v in answers] == [
         (contract.RegistrationRequestRefused.ce_type, "cancellation", "already_cancelled")
     ]
+
+
+async def test_a_long_batch_written_in_parts_ends_as_small_batches_would(db: asyncpg.Pool) -> None:
+    """A batch over one write part writes its registration rows while it goes on (CourseBook
+    .take_registration_changes): a row written in an earlier part is cancelled in a later one and its seat
+    promoted, its participant registers again, and a registration of an earlier batch is cancelled (its
+    participant read from its row mid-batch). Rows and answers end exactly as with batches too small to
+    be written in parts."""
+
+    async def scenario(batch_size: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        handlers = Handlers(CourseBooks())
+        course_id = await open_course(db, handlers, capacity=2)
+        earlier = registration(course_id, "Tidligere")
+        await apply(db, handlers.allocation, [delivered(earlier)])
+        outbox_before = await db.fetchval("SELECT max(id) FROM outbox")
+        rush = [registration(course_id, f"Deltager{i}") for i in range(1_100)]
+
+        def cancel(r: contract.RegistrationReceived) -> contract.RegistrationCancellationRequested:
+            return contract.RegistrationCancellationRequested(
+                registration_id=r.registration_id, course_id=course_id, requested_at=datetime.now(UTC)
+            )
+
+        again = registration(course_id, "Deltager0")
+        requests: list[Event] = [
+            *rush[:600],
+            cancel(rush[0]),
+            *rush[600:],
+            again,
+            cancel(earlier),
+            cancel(rush[1_000]),
+        ]
+        for first in range(0, len(requests), batch_size):
+            await apply(db, handlers.allocation, [delivered(r) for r in requests[first : first + batch_size]])
+
+        names = {r.registration_id: r.participant.name for r in [earlier, *rush]}
+        names[again.registration_id] = "Deltager0 igen"
+        rows = await db.fetch(
+            "SELECT registration_id, status, binding, queue_number FROM registrations WHERE course_id = $1"
+            " ORDER BY source_offset",
+            course_id,
+        )
+        published = await db.fetch(
+            "SELECT headers, value FROM outbox WHERE id > $1 AND kafka_key = $2 ORDER BY id",
+            outbox_before,
+            str(course_id).encode(),
+        )
+        answers = []
+        for r in published:
+            ce_type = json.loads(r["headers"])["ce_type"]
+            if ce_type != contract.CourseSeatsChanged.ce_type:  # one per batch: differs by design
+                value = json.loads(r["value"])
+                who = names[UUID(value["registration_id"])]
+                answers.append(
+                    (ce_type, who, value.get("position"), value.get("participant", {}).get("name"))
+                )
+        seats = await db.fetchval("SELECT seats_taken FROM course_seats WHERE course_id = $1", course_id)
+        return [
+            (names[r["registration_id"]], r["status"], r["binding"], r["queue_number"], seats) for r in rows
+        ], answers
+
+    in_parts = await scenario(batch_size=2_000)  # one batch: three parts written mid-batch
+    small = await scenario(batch_size=100)  # no batch reaches a part
+    assert in_parts == small
+    statuses = {name: status for name, status, *_ in in_parts[0]}
+    assert statuses["Tidligere"] == statuses["Deltager0"] == statuses["Deltager1000"] == "cancelled"
+    assert [name for name, status, *_ in in_parts[0] if status == "confirmed"] == ["Deltager1", "Deltager2"]
+    assert statuses["Deltager0 igen"] == "waitlisted"

@@ -214,6 +214,22 @@ class CourseHistory(RuleBasedStateMachine):
         self.apply(PassDeadline(DEADLINE, at))
         self.model.pass_deadline_if_due(at)
 
+    @rule()
+    def write_part_of_batch(self) -> None:
+        """A long batch writes its registration rows part by part (take_registration_changes) before the
+        rest and the course row at its end: new rows are new, changed rows exist, none is lost."""
+        inserted, updated = self.book.take_registration_changes()
+        for registration in inserted:
+            assert registration.registration_id not in self.stored
+            self.stored[registration.registration_id] = registration
+        for registration in updated:
+            assert registration.registration_id in self.stored
+            self.stored[registration.registration_id] = registration
+        if inserted or updated:
+            event("part of a batch written")
+        again = self.book.take_registration_changes()
+        assert again == ((), ())
+
     @rule(restore=st.booleans())
     def commit_batch(self, restore: bool) -> None:
         """Write the batch as the repository will, then optionally reload the book from the "database"."""

@@ -94,6 +94,39 @@ def _registration(row: asyncpg.Record) -> Registration:
     )
 
 
+def _inserted_row(
+    r: Registration, sources: Mapping[UUID, Source], forms: Mapping[UUID, str]
+) -> tuple[Any, ...]:
+    source = sources[r.registration_id]
+    return (
+        r.registration_id,
+        r.course_id,
+        r.participant_email,
+        r.status.value,
+        r.binding,
+        r.binding_since,
+        r.queue_number,
+        r.received_at,
+        source.topic,
+        source.partition,
+        source.offset,
+        r.cancelled_at,
+        forms.get(r.registration_id, "{}"),
+    )
+
+
+def _updated_row(r: Registration) -> tuple[Any, ...]:
+    return (
+        r.registration_id,
+        r.participant_email,
+        r.status.value,
+        r.binding,
+        r.binding_since,
+        r.queue_number,
+        r.cancelled_at,
+    )
+
+
 @dataclass
 class PendingWrite:
     """One batch's changes as rows, between `CourseBooks.pending` and `write_back`."""
@@ -175,8 +208,8 @@ class CourseBooks:
     def pending(
         self, books: Iterable[CourseBook], sources: Mapping[UUID, Source], forms: Mapping[UUID, str]
     ) -> PendingWrite:
-        """What a batch changed in every book, as rows (no I/O). `sources` and `forms` (the stored form,
-        a JSON object) are those of the batch's new registrations."""
+        """What a batch changed in every book (since the last `taken_rows`), as rows (no I/O). `sources`
+        and `forms` (the stored form, a JSON object) are those of the batch's new registrations."""
         pending = PendingWrite()
         for book in books:
             changes = book.pending_changes()
@@ -184,37 +217,8 @@ class CourseBooks:
                 pending.unchanged.append(book)
                 continue
             pending.changed.append(book)
-            for r in changes.inserted:
-                source = sources[r.registration_id]
-                pending.inserted.append(
-                    (
-                        r.registration_id,
-                        r.course_id,
-                        r.participant_email,
-                        r.status.value,
-                        r.binding,
-                        r.binding_since,
-                        r.queue_number,
-                        r.received_at,
-                        source.topic,
-                        source.partition,
-                        source.offset,
-                        r.cancelled_at,
-                        forms.get(r.registration_id, "{}"),
-                    )
-                )
-            for r in changes.updated:
-                pending.updated.append(
-                    (
-                        r.registration_id,
-                        r.participant_email,
-                        r.status.value,
-                        r.binding,
-                        r.binding_since,
-                        r.queue_number,
-                        r.cancelled_at,
-                    )
-                )
+            pending.inserted += [_inserted_row(r, sources, forms) for r in changes.inserted]
+            pending.updated += [_updated_row(r) for r in changes.updated]
             s = changes.course
             token = uuid.uuid4()
             pending.tokens[s.course_id] = token
@@ -234,6 +238,18 @@ class CourseBooks:
                 )
             )
         return pending
+
+    def taken_rows(
+        self, books: Iterable[CourseBook], sources: Mapping[UUID, Source], forms: Mapping[UUID, str]
+    ) -> PendingWrite:
+        """The registration rows the books changed so far (`CourseBook.take_registration_changes`), for
+        `write_changed` and `insert_new` while the batch goes on; the course rows are left to `pending`."""
+        taken = PendingWrite()
+        for book in books:
+            inserted, updated = book.take_registration_changes()
+            taken.inserted += [_inserted_row(r, sources, forms) for r in inserted]
+            taken.updated += [_updated_row(r) for r in updated]
+        return taken
 
     async def insert_new(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """New registrations (rows of `PendingWrite.inserted`): a few with one INSERT, many with one COPY

@@ -140,6 +140,7 @@ class CourseBook:
         self._inserted: dict[UUID, Registration] = {}
         self._updated: dict[UUID, Registration] = {}
         self._course_dirty = False
+        self._changes_taken = False  # registration changes taken for writing before the batch's end
 
     @classmethod
     def open(cls, course_id: UUID, capacity: int, starts_at: datetime, deadline: datetime) -> CourseBook:
@@ -227,6 +228,19 @@ class CourseBook:
             updated=tuple(r.snapshot() for r in self._updated.values()),
         )
 
+    def take_registration_changes(self) -> tuple[tuple[Registration, ...], tuple[Registration, ...]]:
+        """The registrations new and changed since the last take (or ``mark_persisted``), as snapshots, so
+        a long batch can write them while it goes on. One taken as new and changed later comes out again,
+        as changed. The course row still changes once per batch: the book stays dirty (and
+        ``pending_changes`` gives the rest) until ``mark_persisted``."""
+        inserted = tuple(r.snapshot() for r in self._inserted.values())
+        updated = tuple(r.snapshot() for r in self._updated.values())
+        if inserted or updated:
+            self._changes_taken = True
+        self._inserted.clear()
+        self._updated.clear()
+        return inserted, updated
+
     def mark_persisted(self) -> None:
         """Call after the batch transaction committed; the book is then in step with the database."""
         if self._is_dirty():
@@ -234,9 +248,10 @@ class CourseBook:
         self._inserted.clear()
         self._updated.clear()
         self._course_dirty = False
+        self._changes_taken = False
 
     def _is_dirty(self) -> bool:
-        return self._course_dirty or bool(self._inserted) or bool(self._updated)
+        return self._course_dirty or self._changes_taken or bool(self._inserted) or bool(self._updated)
 
     def _touch(self, registration: Registration) -> None:
         if registration.registration_id not in self._inserted:

@@ -194,35 +194,42 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
             )
             sources[registration_id] = request.source
     locked = await books.lock(conn, by_course)
-
-    answered: list[tuple[Request, list[domain.CourseEvent]]] = []
-    needed: set[UUID] = set()
-    for course_id, course_requests in by_course.items():
-        book = locked.get(course_id)
-        for request in course_requests:
-            outcomes = _handle(book, request)
-            answered.append((request, outcomes))
-            for e in outcomes:
-                if isinstance(e, _NEEDS_PEOPLE) and e.registration_id not in people:
-                    needed.add(e.registration_id)
-    if needed:
-        for registration_id, stored in (await registration_details(conn, needed)).items():
-            people[registration_id] = (
-                contract.Participant.model_validate(stored["participant"]),
-                contract.Buyer.model_validate(stored["buyer"]),
-            )
-
     forms = {
         registration_id: _form_json(*serialised[registration_id], payload.terms_version)
         for registration_id, payload in received.items()
     }
-    pending = books.pending(locked.values(), sources, forms)
-    rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
-    answers = _Outcomes(people, serialised, rows)
+
     # The batch's writes go out in parts, each as soon as the one before it is done, while this process
-    # builds the rows of the next: PostgreSQL inserts while Python serialises, instead of in turn.
+    # decides the next part and builds its rows: PostgreSQL inserts while Python works, not in turn.
     writes = _Writes()
     try:
+        answered: list[tuple[Request, list[domain.CourseEvent]]] = []
+        needed: set[UUID] = set()
+        touched: list[CourseBook] = []
+        for course_id, course_requests in by_course.items():
+            book = locked.get(course_id)
+            if book is not None:
+                touched.append(book)
+            for request in course_requests:
+                outcomes = _handle(book, request)
+                answered.append((request, outcomes))
+                for e in outcomes:
+                    if isinstance(e, _NEEDS_PEOPLE) and e.registration_id not in people:
+                        needed.add(e.registration_id)
+                if len(answered) % _WRITE_PART == 0:
+                    _write_registrations(writes, conn, books, books.taken_rows(touched, sources, forms))
+                    await asyncio.sleep(0)  # the writer sends them now
+        if needed:
+            await writes.drained()  # the connection is the writer's while it has statements to send
+            for registration_id, stored in (await registration_details(conn, needed)).items():
+                people[registration_id] = (
+                    contract.Participant.model_validate(stored["participant"]),
+                    contract.Buyer.model_validate(stored["buyer"]),
+                )
+
+        pending = books.pending(locked.values(), sources, forms)
+        rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
+        answers = _Outcomes(people, serialised, rows)
         writes.then(partial(books.write_changed, conn, pending))  # before the new rows (see there)
         parts = max(-(-len(answered) // _WRITE_PART), 1)
         new_per_part = -(-len(pending.inserted) // parts)
@@ -267,6 +274,14 @@ _WRITE_PART = 500
 _STEP = 50  # answers built between two turns of the event loop
 
 
+def _write_registrations(writes: _Writes, conn: Connection, books: CourseBooks, rows: PendingWrite) -> None:
+    """Registration rows taken from the books mid-batch: the changed first, as `write_changed` says."""
+    if rows.updated:
+        writes.then(partial(books.write_changed, conn, rows))
+    if rows.inserted:
+        writes.then(partial(books.insert_new, conn, rows.inserted))
+
+
 class _Writes:
     """Statements on one connection, in order, sent by one task as soon as the one before completed."""
 
@@ -288,6 +303,19 @@ class _Writes:
     def then(self, write: Callable[[], Awaitable[object]]) -> None:
         self._queue.append(write)
         self._more.set()
+
+    async def drained(self) -> None:
+        """Every statement queued so far has completed; the connection is free until the next `then`.
+        Raises what a failed statement raised."""
+        reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            reached.set_result(None)
+
+        self.then(mark)
+        await asyncio.wait((reached, self._task), return_when=asyncio.FIRST_COMPLETED)
+        if not reached.done():
+            await self._task  # it ended before reaching the mark: a statement failed
 
     async def done(self) -> None:
         """Every statement sent and completed; raises what a failed one raised."""
