@@ -273,15 +273,21 @@ async def test_duplicate_participant_and_unknown_course_get_an_answer(stack: Any
     assert (await stack.status(nowhere.data.registration_id))["reason"] == "unknown_course"
 
 
-async def test_http_intake_idempotency_key_semantics(stack: Any) -> None:
+async def open_for_http(stack: Any, name: str, email: str) -> tuple[str, dict[str, Any]]:
+    """A started stack with an open course: its registrations URL and a request body for `name`."""
     await stack.start()
     course_id = await stack.publish_course(capacity=5)
     body = {
-        "participant": {"name": "Anna Sørensen", "email": "anna@randers.dk", "job_title": "Konsulent"},
+        "participant": {"name": name, "email": email, "job_title": "Konsulent"},
         "buyer": buyer().model_dump(mode="json"),
         "terms_version": "2026-01",
     }
-    url = f"/courses/{course_id}/registrations"
+    return f"/courses/{course_id}/registrations", body
+
+
+async def test_http_intake_idempotency_key_semantics(stack: Any) -> None:
+    url, body = await open_for_http(stack, "Anna Sørensen", "anna@randers.dk")
+    course_id = UUID(url.split("/")[2])
     async with stack.http() as client:
         first = await client.post(url, json=body, headers={"Idempotency-Key": "k-1"})
         assert first.status_code == 202
@@ -344,14 +350,8 @@ async def test_http_intake_idempotency_key_semantics(stack: Any) -> None:
 async def test_concurrent_first_calls_with_one_key_register_once(stack: Any) -> None:
     """A registration's first call stores key, answer and intake event in one statement: the same request
     sent eight times at once is registered once, and every caller gets that one answer."""
-    await stack.start()
-    course_id = await stack.publish_course(capacity=5)
-    body = {
-        "participant": {"name": "Bo Holm", "email": "bo@randers.dk", "job_title": "Konsulent"},
-        "buyer": buyer().model_dump(mode="json"),
-        "terms_version": "2026-01",
-    }
-    url = f"/courses/{course_id}/registrations"
+    url, body = await open_for_http(stack, "Bo Holm", "bo@randers.dk")
+    course_id = UUID(url.split("/")[2])
     async with stack.http() as client:
         answers = await asyncio.gather(
             *(client.post(url, json=body, headers={"Idempotency-Key": "same"}) for _ in range(8))

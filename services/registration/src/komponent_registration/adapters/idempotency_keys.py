@@ -60,33 +60,30 @@ async def forget(conn: Connection, scope: str, key: str, *, only_in_progress: bo
     )
 
 
-_COMPLETE_WITH_EVENT = f"""
-WITH done AS (
-    UPDATE idempotency_keys SET status = 'done', response_status = $3, response = $4::jsonb,
-        completed_at = now()
-    WHERE scope = $1 AND key = $2
-    RETURNING 1
-), announced AS (
-    INSERT INTO outbox ({outbox.OUTBOX_COLUMNS})
-    SELECT $5, $6, $7, $8::jsonb, $9, $10, $11 FROM done
-    RETURNING 1
-)
-SELECT pg_notify($12, '') FROM announced
-"""
+def _and_enqueue(key_write: str, first: int) -> str:
+    """`key_write` and, only when it wrote the key's row, the event's outbox row and the relay's wake-up
+    (at commit): one statement. The row's values and the channel are parameters `$first` onwards."""
+    # In OUTBOX_COLUMNS order; the headers (fourth) arrive as JSON text.
+    row = ", ".join(f"${first + i}" + ("::jsonb" if i == 3 else "") for i in range(7))
+    channel = f"${first + 7}"
+    return (
+        f"WITH done AS ({key_write} RETURNING 1),"
+        f" announced AS (INSERT INTO outbox ({outbox.OUTBOX_COLUMNS}) SELECT {row} FROM done RETURNING 1)"
+        f" SELECT pg_notify({channel}, '') FROM announced"
+    )
 
-_FIRST_CALL = f"""
-WITH done AS (
-    INSERT INTO idempotency_keys (scope, key, request_hash, status, response_status, response, completed_at)
-    VALUES ($1, $2, $3, 'done', $4, $5::jsonb, now())
-    ON CONFLICT (scope, key) DO NOTHING
-    RETURNING 1
-), announced AS (
-    INSERT INTO outbox ({outbox.OUTBOX_COLUMNS})
-    SELECT $6, $7, $8, $9::jsonb, $10, $11, $12 FROM done
-    RETURNING 1
+
+_COMPLETE_WITH_EVENT = _and_enqueue(
+    "UPDATE idempotency_keys SET status = 'done', response_status = $3, response = $4::jsonb,"
+    " completed_at = now() WHERE scope = $1 AND key = $2",
+    first=5,
 )
-SELECT pg_notify($13, '') FROM announced
-"""
+
+_FIRST_CALL = _and_enqueue(
+    "INSERT INTO idempotency_keys (scope, key, request_hash, status, response_status, response, completed_at)"
+    " VALUES ($1, $2, $3, 'done', $4, $5::jsonb, now()) ON CONFLICT (scope, key) DO NOTHING",
+    first=6,
+)
 
 _COMPLETE = """
 UPDATE idempotency_keys SET status = 'done', response_status = $3, response = $4::jsonb, completed_at = now()
