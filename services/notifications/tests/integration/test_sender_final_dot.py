@@ -31,7 +31,7 @@ from komponent_runtime import outbox
 from komponent_runtime.clock import SystemClock
 from komponent_runtime.database import migrate
 from komponent_runtime.settings import DatabaseSettings
-from komponent_runtime.testing import free_port
+from komponent_runtime.testing import free_port, wait_until
 
 pytestmark = pytest.mark.infra
 
@@ -130,6 +130,45 @@ async def test_the_service_default_never_has_two_messages_accepted_and_unrecorde
         "SELECT count(*) FROM outbox WHERE headers->>'ce_type' = $1", ev.EmailSent.ce_type
     )
     assert sent_events == 80
+
+
+async def test_a_round_wakes_the_outbox_relay_once_for_all_the_emails_it_recorded(
+    pool: asyncpg.Pool, database: str, ledger_watch: tuple[Controller, LedgerWatchingServer]
+) -> None:
+    controller, server = ledger_watch
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=controller.port, notify_batch_size=10)
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, course())
+        await repo.add_to_ledger(conn, confirmations(25), settings.message_id_domain)
+    wake_ups: list[str] = []
+    listener = await asyncpg.connect(DatabaseSettings().dsn(database))
+    await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *note: wake_ups.append(note[2]))
+    smtp = SmtpPool(settings.smtp())
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
+    rounds = 0
+    try:
+        async with smtp:
+            while await sender.send_due():
+                rounds += 1
+
+        async def woken_per_round() -> bool:
+            return len(wake_ups) >= rounds
+
+        await wait_until(woken_per_round, what="the relay's wake-ups")
+        # Notifications of one session arrive in commit order: had a record woken the relay, its wake-up
+        # would be here before the round's.
+        assert rounds == 3 and len(wake_ups) == rounds
+    finally:
+        await listener.close()
+    assert sender.stats.sent == len(server.accepted) == 25
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE headers->>'ce_type' = $1 AND published_at IS NULL",
+            ev.EmailSent.ce_type,
+        )
+        == 25
+    )
 
 
 async def test_recording_an_accepted_email_in_one_statement_writes_what_the_general_path_writes(

@@ -6,9 +6,12 @@ which no other connection may finish its message. The general path (`repository.
 NOTIFY, COMMIT); one statement is atomic on its own (its implicit transaction) and takes one.
 
 The outbox row's columns and values come from the runtime (`outbox.OUTBOX_COLUMNS`, `outbox.row_values`),
-so it is stored exactly as `enqueue_traced` stores it (a test compares the two rows), and the relay is woken
-the same way. `set_config('synchronous_commit', 'off', true)` is SET LOCAL for this
-statement's transaction: the commit does not wait for the WAL flush (the sender explains why that is safe).
+so it is stored exactly as `enqueue_traced` stores it (a test compares the two rows). Unlike `enqueue_traced`
+it does not NOTIFY the relay: a NOTIFY per email woke the relay per email (a SELECT, a Kafka request and an
+UPDATE for one row each time); the sender wakes it once per round (`wake_relay`), and a round cut short by a
+crash is picked up by the relay's polling. `set_config('synchronous_commit', 'off', true)` is SET LOCAL for
+this statement's transaction: the commit does not wait for the WAL flush (the sender explains why that is
+safe).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ WITH sent AS (
     SELECT $4, $5, $6, $7::jsonb, $8, $9, $10 FROM sent
     RETURNING id
 )
-SELECT set_config('synchronous_commit', 'off', true), pg_notify($11, '') FROM announced
+SELECT set_config('synchronous_commit', 'off', true) FROM announced
 """
 
 
@@ -43,7 +46,10 @@ async def record_sent(
     trace: dict[str, str],
 ) -> bool:
     """Mark the ledger row sent and enqueue `event`; False if there is no such row (nothing written)."""
-    row: Any = await conn.fetchrow(
-        _RECORD_SENT, ledger_id, code, reply, *outbox.row_values(event, trace), outbox.NOTIFY_CHANNEL
-    )
+    row: Any = await conn.fetchrow(_RECORD_SENT, ledger_id, code, reply, *outbox.row_values(event, trace))
     return row is not None
+
+
+async def wake_relay(conn: Connection) -> None:
+    """After a round of `record_sent`: the outbox relay publishes the round's EmailSent rows in one batch."""
+    await conn.execute("SELECT pg_notify($1, '')", outbox.NOTIFY_CHANNEL)

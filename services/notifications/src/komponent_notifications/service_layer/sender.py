@@ -188,7 +188,11 @@ class EmailSender:
                         span.set_attribute("smtp.reply_code", result.code or 0)
                         span.set_attribute("email.outcome", result.outcome.value)
 
+            sent_before = self.stats.sent
             await _together([compose_ahead(), *(lane() for _ in range(lanes))])
+            if self.stats.sent != sent_before:
+                # One wake-up per round for the EmailSent rows recorded in the gate (see sent_verdict).
+                await sent_verdict.wake_relay(gate_conn)
         return len(rows)
 
     async def _prepare(self, row: Any, course: repo.KnownCourse | None) -> ComposedEmail | _Verdict:
