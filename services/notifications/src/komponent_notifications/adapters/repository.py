@@ -172,19 +172,26 @@ async def add_to_ledger_traced(
     planned: Sequence[tuple[PlannedEmail, dict[str, str]]],
     message_id_domain: str,
     resend_of: int | None = None,
+    *,
+    notify_channel: str | None = None,
 ) -> list[int]:
     """`add_to_ledger` for emails of several events, each with its own trace context, in ONE statement.
-    Rows are inserted in the given order, so ledger ids (the per-recipient send order) follow it."""
+    Rows are inserted in the given order, so ledger ids (the per-recipient send order) follow it.
+
+    `notify_channel`: NOTIFY it (delivered at commit) when a row was added, in the same statement: a
+    round trip fewer per consumed batch than a separate NOTIFY."""
     if not planned:
         return []
-    rows = await conn.fetch(
-        "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
+    row = await conn.fetchrow(
+        "WITH added AS (INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
         " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
         " SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, $11, tp, ts FROM unnest($1::uuid[],"
         " $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[],"
         " $10::text[], $12::text[], $13::text[]) WITH ORDINALITY"
         " AS t(e, ev, r, k, cb, c, reg, doc, rd, m, tp, ts, n) ORDER BY n"
-        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id",
+        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id)"
+        " SELECT array_agg(id ORDER BY id) AS ids,"
+        " CASE WHEN count(*) > 0 AND $14::text IS NOT NULL THEN pg_notify($14, '') END AS woken FROM added",
         [p.key.message_uuid for p, _ in planned],
         [p.event_id for p, _ in planned],
         [p.key.recipient for p, _ in planned],
@@ -198,8 +205,10 @@ async def add_to_ledger_traced(
         resend_of,
         [t.get("traceparent") for _, t in planned],
         [t.get("tracestate") for _, t in planned],
+        notify_channel,
     )
-    return sorted(r["id"] for r in rows)
+    ids: list[int] = row["ids"] if row is not None and row["ids"] else []
+    return ids
 
 
 LEDGER_COLUMNS = (
