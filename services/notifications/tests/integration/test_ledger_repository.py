@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from typing import Any
 
 import asyncpg
@@ -66,3 +68,27 @@ async def test_adding_rows_wakes_the_sender_at_commit_and_a_replay_adds_and_wake
         await listener.close()
     assert [r["recipient"] for r in stored[:3]] == [p.recipient for p, _ in planned]
     assert {r["traceparent"] for r in stored[:3]} == {planned[0][1]["traceparent"]}
+
+
+async def test_a_claim_brings_the_courses_of_its_rows_and_leaves_unprojected_ones_out(
+    pool: asyncpg.Pool,
+) -> None:
+    known = course()
+    unknown_id = uuid.uuid4()
+    first, second, third = confirmations(3)
+    planned = [first, dataclasses.replace(second, course_id=unknown_id), third]
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, known)
+        await repo.save_course(conn, known)  # an update: revision 1
+        await repo.cancel_course(conn, known.course_id, "For få tilmeldte")  # revision 2
+        await repo.add_to_ledger(conn, planned, "komponent.dk")
+        rows, courses = await repo.claim_due(conn, 10, 60)
+        again, none = await repo.claim_due(conn, 10, 60)  # leased: nothing to claim
+    assert [r["recipient"] for r in rows] == [p.recipient for p in planned]  # ledger order
+    assert [r["attempts"] for r in rows] == [1, 1, 1]
+    assert set(courses) == {known.course_id}
+    assert courses[known.course_id].snapshot == known
+    assert courses[known.course_id].revision == 2
+    assert courses[known.course_id].cancel_reason == "For få tilmeldte"
+    assert again == [] and none == {}

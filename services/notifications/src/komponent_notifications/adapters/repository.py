@@ -47,17 +47,6 @@ class KnownCourse:
     cancel_reason: str
 
 
-async def known_courses(conn: Connection, course_ids: Sequence[UUID]) -> dict[UUID, KnownCourse]:
-    rows = await conn.fetch(
-        "SELECT course_id, snapshot, revision, cancel_reason FROM course_projection"
-        " WHERE course_id = ANY($1::uuid[])",
-        list(set(course_ids)),
-    )
-    return {
-        r["course_id"]: KnownCourse(_snapshot(r["snapshot"]), r["revision"], r["cancel_reason"]) for r in rows
-    }
-
-
 @lru_cache(maxsize=512)
 def _snapshot(stored: str) -> ev.CourseSnapshot:
     # Every sender round reads the courses of its emails; the stored JSON changes only with a new revision,
@@ -218,11 +207,17 @@ LEDGER_COLUMNS = (
 )
 
 
-async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[Any]:
+async def claim_due(
+    conn: Connection, limit: int, lease_seconds: float
+) -> tuple[list[Any], dict[UUID, KnownCourse]]:
     """Claim up to `limit` due rows: only the oldest pending row of each recipient, so a recipient's
     emails go out in ledger order even across retries, replicas and crashes. The claim counts an attempt
-    and leases the row; the lease expiring is what hands a crashed sender's rows to the next claim."""
-    return await conn.fetch(
+    and leases the row; the lease expiring is what hands a crashed sender's rows to the next claim.
+
+    Returns the rows (in ledger order) and the projected courses they name, read by the same statement (a
+    round trip fewer per round); each course's snapshot comes once, on its first row. A course missing
+    from the dict is not projected yet."""
+    rows = await conn.fetch(
         f"""
         WITH heads AS (
             SELECT DISTINCT ON (recipient) id FROM send_ledger
@@ -231,15 +226,29 @@ async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[
             SELECT l.id FROM send_ledger l JOIN heads h ON h.id = l.id
             WHERE l.next_attempt_at <= now() AND (l.claimed_until IS NULL OR l.claimed_until < now())
             ORDER BY l.id LIMIT $1 FOR UPDATE OF l SKIP LOCKED
+        ), claimed AS (
+            UPDATE send_ledger s SET attempts = s.attempts + 1,
+                claimed_until = now() + make_interval(secs => $2)
+            FROM due WHERE s.id = due.id
+            RETURNING {", ".join("s." + c.strip() for c in LEDGER_COLUMNS.split(","))}
         )
-        UPDATE send_ledger s SET attempts = s.attempts + 1,
-            claimed_until = now() + make_interval(secs => $2)
-        FROM due WHERE s.id = due.id
-        RETURNING {", ".join("s." + c.strip() for c in LEDGER_COLUMNS.split(","))}
+        SELECT claimed.*, c.revision AS course_revision, c.cancel_reason AS course_cancel_reason,
+            CASE WHEN row_number() OVER (PARTITION BY claimed.course_id ORDER BY claimed.id) = 1
+                THEN c.snapshot END AS course_snapshot
+        FROM claimed LEFT JOIN course_projection c ON c.course_id = claimed.course_id
+        ORDER BY claimed.id
         """,
         limit,
         lease_seconds,
     )
+    courses = {
+        r["course_id"]: KnownCourse(
+            _snapshot(r["course_snapshot"]), r["course_revision"], r["course_cancel_reason"]
+        )
+        for r in rows
+        if r["course_snapshot"] is not None
+    }
+    return list(rows), courses
 
 
 async def mark_sent(conn: Connection, results: Sequence[tuple[int, int | None, str]]) -> None:

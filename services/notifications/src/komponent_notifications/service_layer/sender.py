@@ -145,11 +145,9 @@ class EmailSender:
 
     async def send_due(self) -> int:
         """One round; returns how many rows were claimed."""
-        # No transaction: the claim is one statement (atomic by itself) and the course read needs no
-        # snapshot shared with it; BEGIN and COMMIT were two of an idle round's three round trips.
+        # No transaction: the claim (with its rows' courses) is one statement, atomic by itself.
         async with self.pool.acquire() as conn:
-            rows = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
-            courses = await repo.known_courses(conn, [r["course_id"] for r in rows]) if rows else {}
+            rows, courses = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
         if not rows:
             return 0
         recorder = _Recorder(self._record)
