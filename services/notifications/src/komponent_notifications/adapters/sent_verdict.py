@@ -7,11 +7,10 @@ NOTIFY, COMMIT); one statement is atomic on its own (its implicit transaction) a
 
 The outbox row's columns and values come from the runtime (`outbox.OUTBOX_COLUMNS`, `outbox.row_values`),
 so it is stored exactly as `enqueue_traced` stores it (a test compares the two rows). Unlike `enqueue_traced`
-it does not NOTIFY the relay: a NOTIFY per email woke the relay per email (a SELECT, a Kafka request and an
-UPDATE for one row each time); the sender wakes it once per round (`wake_relay`), and a round cut short by a
-crash is picked up by the relay's polling. `set_config('synchronous_commit', 'off', true)` is SET LOCAL for
-this statement's transaction: the commit does not wait for the WAL flush (the sender explains why that is
-safe).
+it NOTIFYs the relay only when asked (`wake_relay`): a NOTIFY per email woke the relay per email (a SELECT, a
+Kafka request and an UPDATE for one row each time), so the sender asks only with its round's last verdict.
+`set_config('synchronous_commit', 'off', true)` is SET LOCAL for this statement's transaction: the commit
+does not wait for the WAL flush (the sender explains why that is safe).
 """
 
 from __future__ import annotations
@@ -33,7 +32,8 @@ WITH sent AS (
     SELECT $4, $5, $6, $7::jsonb, $8, $9, $10 FROM sent
     RETURNING id
 )
-SELECT set_config('synchronous_commit', 'off', true) FROM announced
+SELECT set_config('synchronous_commit', 'off', true), CASE WHEN $12 THEN pg_notify($11, '') END
+FROM announced
 """
 
 
@@ -44,12 +44,18 @@ async def record_sent(
     reply: str,
     event: CloudEvent[Event],
     trace: dict[str, str],
+    *,
+    wake_relay: bool,
 ) -> bool:
-    """Mark the ledger row sent and enqueue `event`; False if there is no such row (nothing written)."""
-    row: Any = await conn.fetchrow(_RECORD_SENT, ledger_id, code, reply, *outbox.row_values(event, trace))
+    """Mark the ledger row sent and enqueue `event` (and NOTIFY the outbox relay at commit if
+    `wake_relay`); False if there is no such row (nothing written)."""
+    row: Any = await conn.fetchrow(
+        _RECORD_SENT,
+        ledger_id,
+        code,
+        reply,
+        *outbox.row_values(event, trace),
+        outbox.NOTIFY_CHANNEL,
+        wake_relay,
+    )
     return row is not None
-
-
-async def wake_relay(conn: Connection) -> None:
-    """After a round of `record_sent`: the outbox relay publishes the round's EmailSent rows in one batch."""
-    await conn.execute("SELECT pg_notify($1, '')", outbox.NOTIFY_CHANNEL)
