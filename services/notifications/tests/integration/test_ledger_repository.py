@@ -83,12 +83,31 @@ async def test_a_claim_brings_the_courses_of_its_rows_and_leaves_unprojected_one
         await repo.save_course(conn, known)  # an update: revision 1
         await repo.cancel_course(conn, known.course_id, "For få tilmeldte")  # revision 2
         await repo.add_to_ledger(conn, planned, "komponent.dk")
-        rows, courses = await repo.claim_due(conn, 10, 60)
-        again, none = await repo.claim_due(conn, 10, 60)  # leased: nothing to claim
+        claimed = await repo.claim_due(conn, 10, 60)
+        rows, courses = claimed.rows, claimed.courses
+        again = await repo.claim_due(conn, 10, 60)  # leased: nothing to claim
     assert [r["recipient"] for r in rows] == [p.recipient for p in planned]  # ledger order
     assert [r["attempts"] for r in rows] == [1, 1, 1]
     assert set(courses) == {known.course_id}
     assert courses[known.course_id].snapshot == known
     assert courses[known.course_id].revision == 2
     assert courses[known.course_id].cancel_reason == "For få tilmeldte"
-    assert again == [] and none == {}
+    assert not claimed.queued_behind
+    assert again == repo.Claimed([], {}, False)
+
+
+async def test_a_claim_says_when_a_recipient_has_an_email_queued_behind_the_one_claimed(
+    pool: asyncpg.Pool,
+) -> None:
+    first, second, other = confirmations(3)
+    same = dataclasses.replace(second, recipient=first.recipient)
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.add_to_ledger(conn, [first, same, other], "komponent.dk")
+        heads = await repo.claim_due(conn, 10, 60)
+        assert [r["recipient"] for r in heads.rows] == [first.recipient, other.recipient]
+        assert heads.queued_behind
+        await repo.mark_sent(conn, [(heads.rows[0]["id"], 250, "ok")])
+        behind = await repo.claim_due(conn, 10, 60)
+    assert [r["email_id"] for r in behind.rows] == [same.key.message_uuid]
+    assert not behind.queued_behind

@@ -5,6 +5,7 @@ writes what the general path writes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib.util
 import threading
@@ -203,6 +204,38 @@ async def test_a_round_whose_last_verdict_is_a_retry_still_wakes_the_relay_for_i
         await listener.close()
     assert sender.stats.sent == len(server.accepted) == 2 and sender.stats.rescheduled == 1
     assert wake_ups == [outbox.NOTIFY_CHANNEL]
+
+
+async def test_the_sender_claims_again_at_once_for_emails_queued_behind_their_recipients_first(
+    pool: asyncpg.Pool, ledger_watch: tuple[Controller, LedgerWatchingServer]
+) -> None:
+    """A round that was not full waits for a NOTIFY or the poll, except when a claimed recipient has more
+    pending: with no NOTIFY coming and a poll of an hour, all of one recipient's emails still go out."""
+    controller, server = ledger_watch
+    settings = NotificationSettings(
+        smtp_host="127.0.0.1", smtp_port=controller.port, notify_poll_seconds=3600
+    )
+    first, *queued, other = confirmations(4)
+    planned = [first, *(dataclasses.replace(p, recipient=first.recipient) for p in queued), other]
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, course())
+        await repo.add_to_ledger(conn, planned, settings.message_id_domain)  # no NOTIFY
+    smtp = SmtpPool(settings.smtp())
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
+    async with smtp:
+        running = asyncio.create_task(sender.run())
+
+        async def all_sent() -> bool:
+            return sender.stats.sent == 4
+
+        try:
+            await wait_until(all_sent, what="every queued email sent without a NOTIFY or a poll")
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+    assert len(server.accepted) == 4
 
 
 def test_only_the_last_verdict_of_a_round_with_sent_emails_wakes_the_relay() -> None:

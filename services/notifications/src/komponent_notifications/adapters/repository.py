@@ -207,16 +207,21 @@ LEDGER_COLUMNS = (
 )
 
 
-async def claim_due(
-    conn: Connection, limit: int, lease_seconds: float
-) -> tuple[list[Any], dict[UUID, KnownCourse]]:
+@dataclass(frozen=True)
+class Claimed:
+    rows: list[Any]  # in ledger order
+    courses: dict[UUID, KnownCourse]  # the projected courses of the rows; a missing one is not projected yet
+    queued_behind: bool  # some claimed recipient has a later pending email, due once this one is done
+
+
+async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> Claimed:
     """Claim up to `limit` due rows: only the oldest pending row of each recipient, so a recipient's
     emails go out in ledger order even across retries, replicas and crashes. The claim counts an attempt
     and leases the row; the lease expiring is what hands a crashed sender's rows to the next claim.
 
-    Returns the rows (in ledger order) and the projected courses they name, read by the same statement (a
-    round trip fewer per round); each course's snapshot comes once, on its first row. A course missing
-    from the dict is not projected yet."""
+    The projected courses of the rows come with them from the same statement (a round trip fewer per
+    round), each course's snapshot once, on its first row; so does whether a claimed recipient has another
+    pending email queued behind (a probe of the pending index per row), which only a next claim can take."""
     rows = await conn.fetch(
         f"""
         WITH heads AS (
@@ -234,7 +239,9 @@ async def claim_due(
         )
         SELECT claimed.*, c.revision AS course_revision, c.cancel_reason AS course_cancel_reason,
             CASE WHEN row_number() OVER (PARTITION BY claimed.course_id ORDER BY claimed.id) = 1
-                THEN c.snapshot END AS course_snapshot
+                THEN c.snapshot END AS course_snapshot,
+            EXISTS (SELECT 1 FROM send_ledger p WHERE p.status = 'pending' AND p.recipient = claimed.recipient
+                AND p.id > claimed.id) AS queued_behind
         FROM claimed LEFT JOIN course_projection c ON c.course_id = claimed.course_id
         ORDER BY claimed.id
         """,
@@ -248,7 +255,7 @@ async def claim_due(
         for r in rows
         if r["course_snapshot"] is not None
     }
-    return list(rows), courses
+    return Claimed(list(rows), courses, any(r["queued_behind"] for r in rows))
 
 
 async def mark_sent(conn: Connection, results: Sequence[tuple[int, int | None, str]]) -> None:

@@ -125,29 +125,40 @@ class EmailSender:
     jitter: Callable[[], float] = random.random
     stats: SenderStats = field(default_factory=SenderStats)
     _courses: dict[tuple[Any, int, str], CourseSnapshot] = field(default_factory=dict, repr=False)
+    _claim_again: bool = field(default=False, repr=False)  # set by each claim: claim again at once
 
     async def run(self) -> None:
         """Forever: drain what is due, then wait for new ledger rows (NOTIFY) or the poll interval.
         Database trouble is waited out, never fatal."""
         backoff = 0.1
         wakeup = Wakeup(self.pool, LEDGER_CHANNEL)
-        while True:
-            try:
-                if await self.send_due() == 0:
-                    await wakeup.wait(self.config.idle_poll_seconds)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        try:
+            while True:
+                try:
+                    await self.send_due()
+                    # A round that was not full took everything due when it claimed but what was queued
+                    # behind its recipients; only that, rows added since (their NOTIFY has arrived: the wait
+                    # returns at once) and retries coming due (the poll) need another claim. Saves an empty
+                    # claim per round.
+                    if not self._claim_again:
+                        await wakeup.wait(self.config.idle_poll_seconds)
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await wakeup.close()  # its listening connection goes back to the pool
 
     async def send_due(self) -> int:
         """One round; returns how many rows were claimed."""
         # No transaction: the claim (with its rows' courses) is one statement, atomic by itself.
         async with self.pool.acquire() as conn:
-            rows, courses = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
+            claimed = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
+        rows, courses = claimed.rows, claimed.courses
+        self._claim_again = len(rows) >= self.config.batch_size or claimed.queued_behind
         if not rows:
             return 0
         recorder = _Recorder(self._record)
