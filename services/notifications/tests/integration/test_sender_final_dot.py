@@ -5,6 +5,8 @@ writes what the general path writes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import importlib.util
 import threading
 import uuid
@@ -26,12 +28,13 @@ from komponent_notifications.adapters import sent_verdict
 from komponent_notifications.adapters.smtp_pool import SmtpPool
 from komponent_notifications.app import MIGRATIONS, build_sender
 from komponent_notifications.service_layer.planning import PlannedEmail
+from komponent_notifications.service_layer.sender import _RelayWake
 from komponent_notifications.settings import NotificationSettings
 from komponent_runtime import outbox
 from komponent_runtime.clock import SystemClock
 from komponent_runtime.database import migrate
 from komponent_runtime.settings import DatabaseSettings
-from komponent_runtime.testing import free_port
+from komponent_runtime.testing import free_port, wait_until
 
 pytestmark = pytest.mark.infra
 
@@ -132,6 +135,122 @@ async def test_the_service_default_never_has_two_messages_accepted_and_unrecorde
     assert sent_events == 80
 
 
+async def test_a_round_wakes_the_outbox_relay_once_for_all_the_emails_it_recorded(
+    pool: asyncpg.Pool, database: str, ledger_watch: tuple[Controller, LedgerWatchingServer]
+) -> None:
+    controller, server = ledger_watch
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=controller.port, notify_batch_size=10)
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, course())
+        await repo.add_to_ledger(conn, confirmations(25), settings.message_id_domain)
+    wake_ups: list[str] = []
+    listener = await asyncpg.connect(DatabaseSettings().dsn(database))
+    await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *note: wake_ups.append(note[2]))
+    smtp = SmtpPool(settings.smtp())
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
+    rounds = 0
+    try:
+        async with smtp:
+            while await sender.send_due():
+                rounds += 1
+
+        async def woken_per_round() -> bool:
+            return len(wake_ups) >= rounds
+
+        await wait_until(woken_per_round, what="the relay's wake-ups")
+        # Notifications of one session arrive in commit order: had a record woken the relay, its wake-up
+        # would be here before the round's.
+        assert rounds == 3 and len(wake_ups) == rounds
+    finally:
+        await listener.close()
+    assert sender.stats.sent == len(server.accepted) == 25
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE headers->>'ce_type' = $1 AND published_at IS NULL",
+            ev.EmailSent.ce_type,
+        )
+        == 25
+    )
+
+
+async def test_a_round_whose_last_verdict_is_a_retry_still_wakes_the_relay_for_its_sent_emails(
+    pool: asyncpg.Pool, database: str, ledger_watch: tuple[Controller, LedgerWatchingServer]
+) -> None:
+    controller, server = ledger_watch
+    settings = NotificationSettings(
+        smtp_host="127.0.0.1", smtp_port=controller.port, smtp_pool_size=1, notify_lanes=1
+    )
+    *sent, waiting = confirmations(3)
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, course())
+        # The last row's course is not projected: its verdict (retry later) is the round's last, one lane.
+        await repo.add_to_ledger(conn, [*sent, dataclasses.replace(waiting, course_id=uuid.uuid4())], "k.dk")
+    wake_ups: list[str] = []
+    listener = await asyncpg.connect(DatabaseSettings().dsn(database))
+    await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *note: wake_ups.append(note[2]))
+    smtp = SmtpPool(settings.smtp())
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
+    try:
+        async with smtp:
+            assert await sender.send_due() == 3
+
+        async def woken() -> bool:
+            return len(wake_ups) == 1
+
+        await wait_until(woken, what="the relay's wake-up")
+    finally:
+        await listener.close()
+    assert sender.stats.sent == len(server.accepted) == 2 and sender.stats.rescheduled == 1
+    assert wake_ups == [outbox.NOTIFY_CHANNEL]
+
+
+async def test_the_sender_claims_again_at_once_for_emails_queued_behind_their_recipients_first(
+    pool: asyncpg.Pool, ledger_watch: tuple[Controller, LedgerWatchingServer]
+) -> None:
+    """A round that was not full waits for a NOTIFY or the poll, except when a claimed recipient has more
+    pending: with no NOTIFY coming and a poll of an hour, all of one recipient's emails still go out."""
+    controller, server = ledger_watch
+    settings = NotificationSettings(
+        smtp_host="127.0.0.1", smtp_port=controller.port, notify_poll_seconds=3600
+    )
+    first, *queued, other = confirmations(4)
+    planned = [first, *(dataclasses.replace(p, recipient=first.recipient) for p in queued), other]
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, course())
+        await repo.add_to_ledger(conn, planned, settings.message_id_domain)  # no NOTIFY
+    smtp = SmtpPool(settings.smtp())
+    sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
+    async with smtp:
+        running = asyncio.create_task(sender.run())
+
+        async def all_sent() -> bool:
+            return sender.stats.sent == 4
+
+        try:
+            await wait_until(all_sent, what="every queued email sent without a NOTIFY or a poll")
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+    assert len(server.accepted) == 4
+
+
+def test_only_the_last_verdict_of_a_round_with_sent_emails_wakes_the_relay() -> None:
+    wake = _RelayWake(3)
+    assert [wake.verdict(accepted=True), wake.verdict(accepted=False), wake.verdict(accepted=False)] == [
+        False,
+        False,
+        True,
+    ]
+    nothing_sent = _RelayWake(2)
+    assert [nothing_sent.verdict(accepted=False), nothing_sent.verdict(accepted=False)] == [False, False]
+    alone = _RelayWake(1)
+    assert alone.verdict(accepted=True)
+
+
 async def test_recording_an_accepted_email_in_one_statement_writes_what_the_general_path_writes(
     pool: asyncpg.Pool,
 ) -> None:
@@ -154,13 +273,15 @@ async def test_recording_an_accepted_email_in_one_statement_writes_what_the_gene
             return CloudEvent(data=data, source="/notifications")
 
         event = sent_event()
-        assert await sent_verdict.record_sent(conn, one, 250, "2.0.0 Ok: queued as 7F3A", event, trace)
+        assert await sent_verdict.record_sent(
+            conn, one, 250, "2.0.0 Ok: queued as 7F3A", event, trace, wake_relay=True
+        )
         async with conn.transaction():
             await repo.mark_sent(conn, [(two, 250, "2.0.0 Ok: queued as 7F3A")])
             await outbox.enqueue_traced(conn, [(event, trace)])
         # The statement's SET LOCAL does not outlive it.
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
-        assert not await sent_verdict.record_sent(conn, 10**9, 250, "x", sent_event(), {})
+        assert not await sent_verdict.record_sent(conn, 10**9, 250, "x", sent_event(), {}, wake_relay=False)
 
         columns = "event_id, topic, kafka_key, headers, value, traceparent, tracestate, published_at"
         fast, general = await conn.fetch(f"SELECT {columns} FROM outbox ORDER BY id")

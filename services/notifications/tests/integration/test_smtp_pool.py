@@ -294,6 +294,50 @@ async def test_lines_starting_with_a_dot_arrive_intact(
     assert envelope.original_content.split(b"\r\n\r\n", 1)[1] == b"".join(line + b"\r\n" for line in body)
 
 
+async def test_through_the_gate_bodies_arrive_intact_whether_the_gate_is_free_or_held(
+    relay: tuple[CountingController, ScriptedRelay],
+) -> None:
+    """A send that finds the gate free writes body and final dot together; one that finds it held writes
+    its body at once and only its dot at the gate. Both bodies arrive intact (dot-stuffed lines too), and
+    the second is not accepted before the first's verdict is recorded."""
+    controller, handler = relay
+    body = [b".", b".hidden", b"..two", b"text", b". after", b"."]
+    release = asyncio.Event()
+    recorded: list[str] = []
+
+    def record_as(name: str, wait: asyncio.Event | None = None) -> Any:
+        async def record(result: SendResult) -> None:
+            if wait is not None:
+                await wait.wait()
+            recorded.append(name)
+
+        return record
+
+    async with pool_for(controller, RecordedSleeps(), pool_size=2) as pool:
+        alone = await pool.send_once(raw_message("alone@kommune.dk", body), record_as("alone"))
+        first = await holding_the_gate(
+            pool, raw_message("first@kommune.dk", body), record_as("first", release)
+        )
+        second = asyncio.create_task(
+            pool.send_once(raw_message("second@kommune.dk", body), record_as("second"))
+        )
+
+        async def second_waits() -> bool:
+            return len(pool._gate._waiting) == 1
+
+        await wait_until(second_waits, what="the second send waiting at the gate")
+        # The first is accepted (its reply is read before its record runs), the second not yet.
+        assert [e.rcpt_tos for e in handler.delivered] == [["alone@kommune.dk"], ["first@kommune.dk"]]
+        release.set()
+        results = [alone, await first, await second]
+    assert all(r.accepted for r in results)
+    assert recorded == ["alone", "first", "second"]
+    assert [e.rcpt_tos for e in handler.delivered][2] == ["second@kommune.dk"]
+    for envelope in handler.delivered:
+        assert isinstance(envelope.original_content, bytes)
+        assert envelope.original_content.split(b"\r\n\r\n", 1)[1] == b"".join(line + b"\r\n" for line in body)
+
+
 @pytest.mark.parametrize(
     "to",
     [

@@ -6,7 +6,13 @@ import uuid
 
 from komponent_contracts import events as ev
 from komponent_contracts.examples import NOW, buyer, participant
-from komponent_notifications.service_layer.projection import RegistrationProjection
+from komponent_notifications.domain.policy import NotificationPolicy
+from komponent_notifications.service_layer.planning import RegistrationView, plan_registration_outcome
+from komponent_notifications.service_layer.projection import (
+    ProjectedRegistration,
+    RegistrationProjection,
+    needs_stored_rows,
+)
 
 COURSE = uuid.uuid4()
 
@@ -72,3 +78,39 @@ def test_binding_for_an_unknown_registration_changes_nothing() -> None:
         ev.RegistrationBecameBinding(registration_id=uuid.uuid4(), course_id=COURSE, occurred_at=NOW)
     )
     assert projection.changed() == []
+
+
+def test_a_run_of_confirmations_projects_and_plans_the_same_without_the_stored_rows() -> None:
+    """Why the consumer skips reading stored rows for such a run: nothing stored changes the outcome."""
+    rid, other = uuid.uuid4(), uuid.uuid4()
+    promoted = ev.RegistrationPromoted(
+        registration_id=other,
+        course_id=COURSE,
+        occurred_at=NOW,
+        participant=participant(),
+        buyer=buyer(),
+        binding=True,
+    )
+    events: list[ev.Event] = [confirmed(rid), promoted]
+    assert not needs_stored_rows(events)
+    stale = RegistrationView(other, COURSE, participant(), None, False)
+    outcomes = []
+    for stored in ({}, {other: ProjectedRegistration("waitlisted", stale)}):
+        projection = RegistrationProjection(stored)
+        planned = []
+        for event in events:
+            known = projection.view(event.registration_id)  # type: ignore[attr-defined]
+            planned += plan_registration_outcome(uuid.uuid4(), event, known, NotificationPolicy())
+            projection.apply(event)
+        outcomes.append((projection.changed(), [(p.kind, p.recipient, p.render_data) for p in planned]))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_any_other_event_in_the_run_needs_the_stored_rows() -> None:
+    rid = uuid.uuid4()
+    binding = ev.RegistrationBecameBinding(registration_id=rid, course_id=COURSE, occurred_at=NOW)
+    waitlisted = ev.RegistrationWaitlisted(
+        registration_id=rid, course_id=COURSE, occurred_at=NOW, participant=participant(), position=1
+    )
+    for event in (binding, waitlisted):
+        assert needs_stored_rows([confirmed(uuid.uuid4()), event])

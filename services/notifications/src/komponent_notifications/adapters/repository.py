@@ -47,17 +47,6 @@ class KnownCourse:
     cancel_reason: str
 
 
-async def known_courses(conn: Connection, course_ids: Sequence[UUID]) -> dict[UUID, KnownCourse]:
-    rows = await conn.fetch(
-        "SELECT course_id, snapshot, revision, cancel_reason FROM course_projection"
-        " WHERE course_id = ANY($1::uuid[])",
-        list(set(course_ids)),
-    )
-    return {
-        r["course_id"]: KnownCourse(_snapshot(r["snapshot"]), r["revision"], r["cancel_reason"]) for r in rows
-    }
-
-
 @lru_cache(maxsize=512)
 def _snapshot(stored: str) -> ev.CourseSnapshot:
     # Every sender round reads the courses of its emails; the stored JSON changes only with a new revision,
@@ -172,19 +161,26 @@ async def add_to_ledger_traced(
     planned: Sequence[tuple[PlannedEmail, dict[str, str]]],
     message_id_domain: str,
     resend_of: int | None = None,
+    *,
+    notify_channel: str | None = None,
 ) -> list[int]:
     """`add_to_ledger` for emails of several events, each with its own trace context, in ONE statement.
-    Rows are inserted in the given order, so ledger ids (the per-recipient send order) follow it."""
+    Rows are inserted in the given order, so ledger ids (the per-recipient send order) follow it.
+
+    `notify_channel`: NOTIFY it (delivered at commit) when a row was added, in the same statement: a
+    round trip fewer per consumed batch than a separate NOTIFY."""
     if not planned:
         return []
-    rows = await conn.fetch(
-        "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
+    row = await conn.fetchrow(
+        "WITH added AS (INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
         " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
         " SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, $11, tp, ts FROM unnest($1::uuid[],"
         " $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[],"
         " $10::text[], $12::text[], $13::text[]) WITH ORDINALITY"
         " AS t(e, ev, r, k, cb, c, reg, doc, rd, m, tp, ts, n) ORDER BY n"
-        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id",
+        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id)"
+        " SELECT array_agg(id ORDER BY id) AS ids,"
+        " CASE WHEN count(*) > 0 AND $14::text IS NOT NULL THEN pg_notify($14, '') END AS woken FROM added",
         [p.key.message_uuid for p, _ in planned],
         [p.event_id for p, _ in planned],
         [p.key.recipient for p, _ in planned],
@@ -198,8 +194,10 @@ async def add_to_ledger_traced(
         resend_of,
         [t.get("traceparent") for _, t in planned],
         [t.get("tracestate") for _, t in planned],
+        notify_channel,
     )
-    return sorted(r["id"] for r in rows)
+    ids: list[int] = row["ids"] if row is not None and row["ids"] else []
+    return ids
 
 
 LEDGER_COLUMNS = (
@@ -209,11 +207,22 @@ LEDGER_COLUMNS = (
 )
 
 
-async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[Any]:
+@dataclass(frozen=True)
+class Claimed:
+    rows: list[Any]  # in ledger order
+    courses: dict[UUID, KnownCourse]  # the projected courses of the rows; a missing one is not projected yet
+    queued_behind: bool  # some claimed recipient has a later pending email, due once this one is done
+
+
+async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> Claimed:
     """Claim up to `limit` due rows: only the oldest pending row of each recipient, so a recipient's
     emails go out in ledger order even across retries, replicas and crashes. The claim counts an attempt
-    and leases the row; the lease expiring is what hands a crashed sender's rows to the next claim."""
-    return await conn.fetch(
+    and leases the row; the lease expiring is what hands a crashed sender's rows to the next claim.
+
+    The projected courses of the rows come with them from the same statement (a round trip fewer per
+    round), each course's snapshot once, on its first row; so does whether a claimed recipient has another
+    pending email queued behind (a probe of the pending index per row), which only a next claim can take."""
+    rows = await conn.fetch(
         f"""
         WITH heads AS (
             SELECT DISTINCT ON (recipient) id FROM send_ledger
@@ -222,15 +231,31 @@ async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[
             SELECT l.id FROM send_ledger l JOIN heads h ON h.id = l.id
             WHERE l.next_attempt_at <= now() AND (l.claimed_until IS NULL OR l.claimed_until < now())
             ORDER BY l.id LIMIT $1 FOR UPDATE OF l SKIP LOCKED
+        ), claimed AS (
+            UPDATE send_ledger s SET attempts = s.attempts + 1,
+                claimed_until = now() + make_interval(secs => $2)
+            FROM due WHERE s.id = due.id
+            RETURNING {", ".join("s." + c.strip() for c in LEDGER_COLUMNS.split(","))}
         )
-        UPDATE send_ledger s SET attempts = s.attempts + 1,
-            claimed_until = now() + make_interval(secs => $2)
-        FROM due WHERE s.id = due.id
-        RETURNING {", ".join("s." + c.strip() for c in LEDGER_COLUMNS.split(","))}
+        SELECT claimed.*, c.revision AS course_revision, c.cancel_reason AS course_cancel_reason,
+            CASE WHEN row_number() OVER (PARTITION BY claimed.course_id ORDER BY claimed.id) = 1
+                THEN c.snapshot END AS course_snapshot,
+            EXISTS (SELECT 1 FROM send_ledger p WHERE p.status = 'pending' AND p.recipient = claimed.recipient
+                AND p.id > claimed.id) AS queued_behind
+        FROM claimed LEFT JOIN course_projection c ON c.course_id = claimed.course_id
+        ORDER BY claimed.id
         """,
         limit,
         lease_seconds,
     )
+    courses = {
+        r["course_id"]: KnownCourse(
+            _snapshot(r["course_snapshot"]), r["course_revision"], r["course_cancel_reason"]
+        )
+        for r in rows
+        if r["course_snapshot"] is not None
+    }
+    return Claimed(list(rows), courses, any(r["queued_behind"] for r in rows))
 
 
 async def mark_sent(conn: Connection, results: Sequence[tuple[int, int | None, str]]) -> None:

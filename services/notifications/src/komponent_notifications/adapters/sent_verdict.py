@@ -6,9 +6,11 @@ which no other connection may finish its message. The general path (`repository.
 NOTIFY, COMMIT); one statement is atomic on its own (its implicit transaction) and takes one.
 
 The outbox row's columns and values come from the runtime (`outbox.OUTBOX_COLUMNS`, `outbox.row_values`),
-so it is stored exactly as `enqueue_traced` stores it (a test compares the two rows), and the relay is woken
-the same way. `set_config('synchronous_commit', 'off', true)` is SET LOCAL for this
-statement's transaction: the commit does not wait for the WAL flush (the sender explains why that is safe).
+so it is stored exactly as `enqueue_traced` stores it (a test compares the two rows). Unlike `enqueue_traced`
+it NOTIFYs the relay only when asked (`wake_relay`): a NOTIFY per email woke the relay per email (a SELECT, a
+Kafka request and an UPDATE for one row each time), so the sender asks only with its round's last verdict.
+`set_config('synchronous_commit', 'off', true)` is SET LOCAL for this statement's transaction: the commit
+does not wait for the WAL flush (the sender explains why that is safe).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ WITH sent AS (
     SELECT $4, $5, $6, $7::jsonb, $8, $9, $10 FROM sent
     RETURNING id
 )
-SELECT set_config('synchronous_commit', 'off', true), pg_notify($11, '') FROM announced
+SELECT set_config('synchronous_commit', 'off', true), CASE WHEN $12 THEN pg_notify($11, '') END
+FROM announced
 """
 
 
@@ -41,9 +44,18 @@ async def record_sent(
     reply: str,
     event: CloudEvent[Event],
     trace: dict[str, str],
+    *,
+    wake_relay: bool,
 ) -> bool:
-    """Mark the ledger row sent and enqueue `event`; False if there is no such row (nothing written)."""
+    """Mark the ledger row sent and enqueue `event` (and NOTIFY the outbox relay at commit if
+    `wake_relay`); False if there is no such row (nothing written)."""
     row: Any = await conn.fetchrow(
-        _RECORD_SENT, ledger_id, code, reply, *outbox.row_values(event, trace), outbox.NOTIFY_CHANNEL
+        _RECORD_SENT,
+        ledger_id,
+        code,
+        reply,
+        *outbox.row_values(event, trace),
+        outbox.NOTIFY_CHANNEL,
+        wake_relay,
     )
     return row is not None

@@ -13,7 +13,8 @@ reads the final "<CRLF>.<CRLF>" of DATA; a crash between that moment and the led
 sends the message again later. To promise at most one such duplicate per crash while every connection is
 busy, a send given a `record` callback runs MAIL, RCPT, DATA and writes the whole body concurrently with
 the other connections, then waits at the gate: only the gate's holder has its final dot written, reads the
-reply and awaits `record(verdict)`, and only then is the next connection's dot written. So at any moment
+reply and awaits `record(verdict)`, and only then is the next connection's dot written. (A send that finds
+the gate free takes it with one write of body and dot together: one send syscall fewer.) So at any moment
 at most one message is accepted by SMTP and not yet recorded. If `record` fails (or the holder is
 cancelled) that message may be accepted and unrecorded, so the sends waiting at the gate are withheld
 (`FinalDotWithheld`: their connections are dropped before the dot, and servers discard such a message).
@@ -28,6 +29,7 @@ The pool lends a connection to one send at a time, so no other command can inter
 from __future__ import annotations
 
 import asyncio
+import enum
 import random
 import re
 import time
@@ -101,6 +103,13 @@ class FinalDotWithheld(Exception):
 _Unsent = tuple[SendResult, bool] | None
 
 
+class _Busy(enum.Enum):
+    BUSY = "busy"
+
+
+BUSY = _Busy.BUSY  # the gate is held by another send
+
+
 class _FinalDotGate:
     """Lets one send at a time from its final dot to its recorded verdict; see the module docstring.
 
@@ -113,16 +122,23 @@ class _FinalDotGate:
         self._waiting: deque[tuple[asyncio.Future[_Unsent], Callable[[], _Unsent]]] = deque()
         self._jammed = False
 
+    def try_enter(self, write_dot: Callable[[], _Unsent]) -> _Unsent | _Busy:
+        """Hold the gate and run `write_dot()` at once if nobody holds it; BUSY (nothing run) otherwise."""
+        if self._held:
+            return BUSY
+        self._held = True
+        try:
+            return write_dot()
+        except BaseException:
+            self.leave(failed=True)
+            raise
+
     async def enter(self, write_dot: Callable[[], _Unsent]) -> _Unsent:
         """Returns once this send holds the gate and `write_dot()` has run (None: the dot is written; a
         verdict: it could not be, nothing was accepted). Raises FinalDotWithheld when jammed."""
-        if not self._held:
-            self._held = True
-            try:
-                return write_dot()
-            except BaseException:
-                self.leave(failed=True)
-                raise
+        at_once = self.try_enter(write_dot)
+        if at_once is not BUSY:
+            return at_once
         entered: asyncio.Future[_Unsent] = asyncio.get_running_loop().create_future()
         waiter = (entered, write_dot)
         self._waiting.append(waiter)
@@ -291,16 +307,25 @@ class SmtpPool:
         self, connection: _Connection, message: ComposedEmail, record: RecordVerdict | None
     ) -> tuple[SendResult, bool]:
         """One SMTP transaction. Returns the verdict and whether the connection may be reused."""
-        refused = await self._up_to_final_dot(connection, message)
-        if refused is not None:
+        body = await self._up_to_final_dot(connection, message)
+        if isinstance(body, tuple):  # refused: nothing was accepted
             if record is not None:
-                await record(refused[0])
-            return refused
+                await record(body[0])
+            return body
         if record is None:
-            failed = _write_dot(connection)
+            failed = _write_dot(connection, body)
             result, usable = failed if failed else await self._final_reply(connection)
         else:
-            unsent = await self._gate.enter(partial(_write_dot, connection))
+            # Nobody at the gate: body and final dot in one write (one send and one server wake-up fewer
+            # per message), holding the gate from that write on, as always from the dot on. Held: the body
+            # goes out now, while the holder finishes, and only the dot waits for the gate.
+            unsent = self._gate.try_enter(partial(_write_dot, connection, body))
+            if unsent is BUSY:
+                unsent = _write(connection, body)
+                if unsent is not None:  # the body could not be written: nothing was accepted
+                    await record(unsent[0])
+                    return unsent
+                unsent = await self._gate.enter(partial(_write_dot, connection, b""))
             try:
                 result, usable = unsent if unsent else await self._final_reply(connection)
                 await record(result)
@@ -314,8 +339,8 @@ class SmtpPool:
 
     async def _up_to_final_dot(
         self, connection: _Connection, message: ComposedEmail
-    ) -> tuple[SendResult, bool] | None:
-        """MAIL, RCPT, DATA and the body without its terminator. None: ready for the final dot; else the
+    ) -> tuple[SendResult, bool] | bytes:
+        """MAIL, RCPT and DATA. The body (dot-stuffed, without its terminator) to write next; else the
         verdict (nothing was accepted) and whether the connection may be reused."""
         client = connection.client
         data = _normalised(message.data)
@@ -335,11 +360,6 @@ class SmtpPool:
             start = await client.execute_command(b"DATA")
             if start.code != _START_INPUT:
                 raise aiosmtplib.SMTPDataError(start.code, start.message)
-            protocol = client.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            # Dot-stuffing (RFC 5321 §4.5.2), as aiosmtplib does; our composer never starts a line with ".".
-            protocol.write(_LEADING_DOT.sub(b"..", data) if b"\n." in data or data[:1] == b"." else data)
         except aiosmtplib.SMTPRecipientRefused as exc:
             # We address one recipient per message, so the first refusal is the verdict.
             outcome = classify_reply(exc.code, during_rcpt=True)
@@ -359,7 +379,8 @@ class SmtpPool:
         except (aiosmtplib.SMTPException, OSError) as exc:
             # Disconnect or timeout before the final dot: the message cannot have been accepted.
             return SendResult(classify_connection_failure(), None, _reply_of(exc)), False
-        return None
+        # Dot-stuffing (RFC 5321 §4.5.2), as aiosmtplib does; our composer never starts a line with ".".
+        return _LEADING_DOT.sub(b"..", data) if b"\n." in data or data[:1] == b"." else data
 
     async def _refused(
         self, connection: _Connection, result: SendResult, usable: bool
@@ -389,18 +410,23 @@ class SmtpPool:
         return SendResult(classify_reply(reply.code), reply.code, reply.message), reply.code != 421
 
 
-def _write_dot(connection: _Connection) -> _Unsent:
-    """Write the final "." (the moment the server may accept the message). None: written; else the
-    verdict (not accepted: the dot never left) and that the connection is gone."""
+def _write_dot(connection: _Connection, body: bytes) -> _Unsent:
+    """Write what is left of the body and the final "." (the moment the server may accept the message).
+    None: written; else the verdict (not accepted: the dot never left) and that the connection is gone."""
+    return _write(connection, body + b".\r\n", reply_expected=True)
+
+
+def _write(connection: _Connection, data: bytes, *, reply_expected: bool = False) -> _Unsent:
     protocol = connection.client.protocol
     try:
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        # Armed before the write, as aiosmtplib's own commands do, so the reply cannot arrive unclaimed
-        # when another task (the gate's previous holder) writes this dot. (The selector loop runs the
-        # woken waiter before any reply could be read anyway; this does not rely on that.)
-        protocol._response_pending = True
-        protocol.write(b".\r\n")
+        if reply_expected:
+            # Armed before the write, as aiosmtplib's own commands do, so the reply cannot arrive unclaimed
+            # when another task (the gate's previous holder) writes this dot. (The selector loop runs the
+            # woken waiter before any reply could be read anyway; this does not rely on that.)
+            protocol._response_pending = True
+        protocol.write(data)
     except (aiosmtplib.SMTPException, OSError) as exc:
         return SendResult(classify_connection_failure(), None, _reply_of(exc)), False
     return None

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from komponent_contracts import events as ev
 from komponent_runtime.consuming import Delivery
 from komponent_runtime.database import Connection
-from komponent_runtime.wakeup import notify
 
 from ..adapters import repository as repo
 from ..domain.policy import NotificationPolicy
 from . import erasure
 from .planning import PlannedEmail, plan_billing_email, plan_course_reminder, plan_registration_outcome
-from .projection import RegistrationProjection
+from .projection import RegistrationProjection, needs_stored_rows
 from .sender import LEDGER_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,13 @@ class Handlers:
         if not deliveries:
             return
         ids = {i for d in deliveries if (i := getattr(d.event.data, "registration_id", None))}
-        projection = RegistrationProjection(await repo.projected_registrations(conn, ids))
+        # A run of confirmations needs nothing stored (the usual batch): a round trip fewer.
+        stored = (
+            await repo.projected_registrations(conn, ids)
+            if needs_stored_rows(d.event.data for d in deliveries)
+            else {}
+        )
+        projection = RegistrationProjection(stored)
         planned: list[tuple[PlannedEmail, dict[str, str]]] = []
         for delivery in deliveries:
             event = delivery.event.data
@@ -101,7 +106,8 @@ class Handlers:
         """Into the send ledger, each email with the trace context of the event that planned it."""
         if not planned:
             return
-        added = await repo.add_to_ledger_traced(conn, planned, self.message_id_domain)
-        if added:
-            await notify(conn, LEDGER_CHANNEL)
+        # The sender is woken (at commit) by the same statement when anything was added.
+        added = await repo.add_to_ledger_traced(
+            conn, planned, self.message_id_domain, notify_channel=LEDGER_CHANNEL
+        )
         log.debug("emails planned", extra={"events": events, "planned": len(added)})

@@ -8,12 +8,22 @@ its event, a cancellation keeps the binding flag it had).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from uuid import UUID
 
 from komponent_contracts import events as ev
 
 from .planning import RegistrationView
+
+# Events that carry everything notifications keeps about their registration (participant, buyer, binding)
+# and whose emails need nothing else from it: neither planning nor `apply` reads the row before them.
+_SELF_CONTAINED = (ev.RegistrationConfirmed, ev.RegistrationPromoted)
+
+
+def needs_stored_rows(events: Iterable[ev.Event]) -> bool:
+    """Whether planning and projecting these events needs the stored rows of their registrations."""
+    return not all(isinstance(event, _SELF_CONTAINED) for event in events)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from komponent_contracts import events as ev
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
 from komponent_runtime.metrics import meter
-from komponent_runtime.wakeup import Wakeup
+from komponent_runtime.wakeup import Wakeup, notify
 from opentelemetry import propagate, trace
 
 from ..adapters import contract_mapping as mapping
@@ -125,34 +125,44 @@ class EmailSender:
     jitter: Callable[[], float] = random.random
     stats: SenderStats = field(default_factory=SenderStats)
     _courses: dict[tuple[Any, int, str], CourseSnapshot] = field(default_factory=dict, repr=False)
+    _claim_again: bool = field(default=False, repr=False)  # set by each claim: claim again at once
 
     async def run(self) -> None:
         """Forever: drain what is due, then wait for new ledger rows (NOTIFY) or the poll interval.
         Database trouble is waited out, never fatal."""
         backoff = 0.1
         wakeup = Wakeup(self.pool, LEDGER_CHANNEL)
-        while True:
-            try:
-                if await self.send_due() == 0:
-                    await wakeup.wait(self.config.idle_poll_seconds)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        try:
+            while True:
+                try:
+                    await self.send_due()
+                    # A round that was not full took everything due when it claimed but what was queued
+                    # behind its recipients; only that, rows added since (their NOTIFY has arrived: the wait
+                    # returns at once) and retries coming due (the poll) need another claim. Saves an empty
+                    # claim per round.
+                    if not self._claim_again:
+                        await wakeup.wait(self.config.idle_poll_seconds)
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await wakeup.close()  # its listening connection goes back to the pool
 
     async def send_due(self) -> int:
         """One round; returns how many rows were claimed."""
-        # No transaction: the claim is one statement (atomic by itself) and the course read needs no
-        # snapshot shared with it; BEGIN and COMMIT were two of an idle round's three round trips.
+        # No transaction: the claim (with its rows' courses) is one statement, atomic by itself.
         async with self.pool.acquire() as conn:
-            rows = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
-            courses = await repo.known_courses(conn, [r["course_id"] for r in rows]) if rows else {}
+            claimed = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
+        rows, courses = claimed.rows, claimed.courses
+        self._claim_again = len(rows) >= self.config.batch_size or claimed.queued_behind
         if not rows:
             return 0
         recorder = _Recorder(self._record)
+        announce = _RelayWake(len(rows))
         lanes = max(1, self.config.lanes)
         # Composing is CPU work on this event loop, sending is mostly waiting for the server: compose
         # ahead into a short queue so the connections never wait for a message to be composed.
@@ -172,15 +182,16 @@ class EmailSender:
                 while (item := await ready.get()) is not None:
                     row, prepared = item
                     if isinstance(prepared, _Verdict):
-                        await recorder.record(row, prepared)
+                        await recorder.record(row, prepared, announce.verdict(accepted=False))
                         continue
 
                     async def record(result: SendResult, row: Any = row) -> None:
                         verdict = _Verdict(result.outcome, result.code, result.reply[:500])
                         if verdict.outcome is DeliveryOutcome.ACCEPTED:
-                            await self._record_accepted(gate_conn, row, verdict)
+                            wake = announce.verdict(accepted=True)
+                            await self._record_accepted(gate_conn, row, verdict, wake)
                         else:
-                            await recorder.record(row, verdict)
+                            await recorder.record(row, verdict, announce.verdict(accepted=False))
 
                     # The span covers the transaction, the wait for the gate and the recorded verdict.
                     with _smtp_span(row) as span:
@@ -237,19 +248,20 @@ class EmailSender:
         label = "Faktura" if kind is EmailKind.INVOICE else "Kreditnota"
         return PdfDocument(f"{label} {event.document_number}.pdf", await self.documents.pdf(event.pdf_url))
 
-    async def _record_accepted(self, conn: Any, row: Any, verdict: _Verdict) -> None:
+    async def _record_accepted(self, conn: Any, row: Any, verdict: _Verdict, wake_relay: bool) -> None:
         """One accepted verdict and its EmailSent, in one statement (inside the final-dot gate)."""
         event = self._outcome_event(row, verdict, sent=True)
         if not await sent_verdict.record_sent(
-            conn, row["id"], verdict.code, verdict.reply, event, _trace_of(row)
+            conn, row["id"], verdict.code, verdict.reply, event, _trace_of(row), wake_relay=wake_relay
         ):
             log.error("ledger row of an accepted email not found", extra={"email_id": str(row["email_id"])})
             return
         self.stats.sent += 1
         emails_sent.add(1, {"kind": CONTRACT_KIND[EmailKind(row["kind"])]})
 
-    async def _record(self, results: list[tuple[Any, _Verdict]]) -> None:
-        """Record verdicts in ONE transaction, with their EmailSent/EmailFailed in the outbox."""
+    async def _record(self, results: list[tuple[Any, _Verdict]], wake_relay: bool = False) -> None:
+        """Record verdicts in ONE transaction, with their EmailSent/EmailFailed in the outbox (and wake
+        the relay for the round's EmailSent rows recorded in the gate if `wake_relay`)."""
         sent, failed, later, outcomes = [], [], [], []
         now = self.clock.now()
         for row, verdict in results:
@@ -279,7 +291,9 @@ class EmailSender:
             if later:
                 await repo.reschedule(conn, later)
             # EmailSent/EmailFailed continue the trace of the email they report on.
-            await outbox.enqueue_traced(conn, outcomes)
+            await outbox.enqueue_traced(conn, outcomes)  # wakes the relay when it adds any
+            if wake_relay and not outcomes:
+                await notify(conn, outbox.NOTIFY_CHANNEL)
         self.stats.sent += len(sent)
         self.stats.failed += len(failed)
         self.stats.rescheduled += len(later)
@@ -358,17 +372,36 @@ def _json(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else json.loads(value)
 
 
+class _RelayWake:
+    """Which statement of a round wakes the outbox relay: the one recording the round's last verdict, if
+    the round recorded accepted emails (their EmailSent rows wait in the outbox), so the relay publishes
+    them as one batch. (A round cut short leaves them to the relay's poll; so does, rarely, a last verdict
+    committed before an accepted one still being recorded on another lane.)"""
+
+    def __init__(self, verdicts: int) -> None:
+        self._left = verdicts
+        self._unannounced = False
+
+    def verdict(self, *, accepted: bool) -> bool:
+        """Count one verdict; True: its statement is to wake the relay."""
+        self._left -= 1
+        self._unannounced = self._unannounced or accepted
+        wake = self._left == 0 and self._unannounced
+        self._unannounced = self._unannounced and not wake
+        return wake
+
+
 class _Recorder:
     """Group commit: verdicts arriving while a commit runs go into the next one together."""
 
-    def __init__(self, commit: Callable[[list[tuple[Any, _Verdict]]], Awaitable[None]]) -> None:
+    def __init__(self, commit: Callable[[list[tuple[Any, _Verdict]], bool], Awaitable[None]]) -> None:
         self._commit = commit
-        self._waiting: list[tuple[Any, _Verdict, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Any, _Verdict, bool, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def record(self, row: Any, verdict: _Verdict) -> None:
+    async def record(self, row: Any, verdict: _Verdict, wake_relay: bool) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, verdict, done))
+        self._waiting.append((row, verdict, wake_relay, done))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         await done
@@ -377,12 +410,14 @@ class _Recorder:
         while self._waiting:
             group, self._waiting = self._waiting, []
             try:
-                await self._commit([(row, verdict) for row, verdict, _ in group])
+                await self._commit(
+                    [(row, verdict) for row, verdict, _, _ in group], any(w for _, _, w, _ in group)
+                )
             except Exception as exc:
-                for _, _, done in group:
+                for _, _, _, done in group:
                     if not done.done():  # its lane may have been cancelled with the round
                         done.set_exception(exc)
             else:
-                for _, _, done in group:
+                for _, _, _, done in group:
                     if not done.done():
                         done.set_result(None)
