@@ -82,6 +82,7 @@ from komponent_runtime.testing import (
     create_database,
     delete_orphaned_databases,
     delete_orphaned_topics,
+    drop_databases,
     free_port,
     isolated_topics,
     kafka_bootstrap,
@@ -250,15 +251,6 @@ async def _databases() -> set[str]:
         await conn.close()
 
 
-async def _drop_databases(names: list[str]) -> None:
-    conn = await asyncpg.connect(DatabaseSettings().dsn("postgres"))
-    try:
-        for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def parse_producer_perf(out: str) -> dict[str, float]:
     line = [x for x in out.splitlines() if "records sent" in x][-1]
     num = lambda pattern: float(re.search(pattern, line).group(1))  # type: ignore[union-attr]  # noqa: E731
@@ -338,7 +330,7 @@ async def baselines(mode: Mode, record_size: int) -> dict[str, Any]:
         out["D1"] = {"tps": tps, "latency_ms": 8 / tps * 1000}
         say(f"     {tps:.0f} tps (~{out['D1']['latency_ms']:.2f} ms per transaction)")
         CREATED_TOPICS.extend(t for t in await _topics() - topics_before if t.startswith("bench.relay."))
-        await _drop_databases([d for d in await _databases() - dbs_before if d.startswith("bench_pgbench_")])
+        await drop_databases([d for d in await _databases() - dbs_before if d.startswith("bench_pgbench_")])
 
     emails = load_module("email_bench", REPO_ROOT / "services/notifications/bench/email_bench.py")
     if emails is not None:

@@ -87,12 +87,22 @@ def orphaned_databases(names: Iterable[str]) -> list[str]:
     return [n for n in names if (m := _OWNED_DATABASE.match(n)) and not _owner_alive(int(m["pid"]))]
 
 
-async def _drop_databases(names: Iterable[str]) -> int:
+async def drop_databases(names: Iterable[str]) -> int:
+    """Drop the databases, disconnecting their sessions; return how many."""
     conn = await _admin_connection()
     try:
         dropped = 0
         for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for attempt in range(20):
+                try:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    break
+                except asyncpg.InsufficientPrivilegeError:
+                    # FORCE may not end an autovacuum worker busy on the freshly filled database (it runs
+                    # under no role of ours); it finishes within moments.
+                    if attempt == 19:
+                        raise
+                    await asyncio.sleep(0.5)
             dropped += 1
         return dropped
     finally:
@@ -106,14 +116,14 @@ async def delete_orphaned_databases() -> int:
         names = [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
     finally:
         await conn.close()
-    return await _drop_databases(orphaned_databases(names))
+    return await drop_databases(orphaned_databases(names))
 
 
 async def delete_created_databases() -> int:
     """Drop every database this process created; return how many."""
     doomed = sorted(_created_databases)
     _created_databases.clear()
-    return await _drop_databases(doomed) if doomed else 0
+    return await drop_databases(doomed) if doomed else 0
 
 
 async def create_topics(*names: str, partitions: int = 3, with_dead_letters: bool = True) -> None:
