@@ -79,8 +79,8 @@ Prepared = TypeVar("Prepared")
 @dataclass(frozen=True)
 class PreparedBatchHandler(Generic[Prepared]):
     """A batch handler in two steps. `prepare` turns one delivery into what `apply` needs without touching
-    the database, so the consumer runs it while the batch's inbox insert is in flight: PostgreSQL records
-    the batch while Python decodes it, instead of in turn. `apply` gets the prepared first deliveries, in
+    the database, so for a batch of `OVERLAP_FROM` or more the consumer runs it while the batch's inbox
+    insert is in flight: PostgreSQL records the batch while Python decodes it, instead of in turn. `apply` gets the prepared first deliveries, in
     partition order. (For handlers whose per-delivery decoding is a large part of their work.)"""
 
     prepare: Callable[[Delivery], Prepared]
@@ -385,6 +385,11 @@ class EventConsumer:
                 await asyncio.sleep(self.retry.backoff(other))
 
 
+# From this many deliveries a PreparedBatchHandler's decoding runs beside the inbox insert; below, the task
+# and the extra turns of the event loop that takes cost more than the overlap saves.
+OVERLAP_FROM = 64
+
+
 async def apply_first_deliveries(
     conn: Connection, group: str, deliveries: Sequence[Delivery], handler: AnyBatchHandler
 ) -> int:
@@ -392,7 +397,10 @@ async def apply_first_deliveries(
     group sees for the first time; return how many that was. (The batch consumer's core, public so the
     allocation benchmark measures exactly this step.)"""
     event_ids = [d.event.id for d in deliveries]
-    if isinstance(handler, PreparedBatchHandler):
+    if isinstance(handler, PreparedBatchHandler) and len(deliveries) < OVERLAP_FROM:
+        fresh_ids = await inbox.first_deliveries(conn, group, event_ids)
+        prepared = [handler.prepare(d) for d in deliveries]
+    elif isinstance(handler, PreparedBatchHandler):
         recording = asyncio.ensure_future(inbox.first_deliveries(conn, group, event_ids))
         await asyncio.sleep(0)  # the task sends the insert; PostgreSQL works on it from here
         try:

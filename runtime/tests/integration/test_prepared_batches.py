@@ -13,7 +13,13 @@ import asyncpg
 import pytest
 from komponent_contracts import CloudEvent
 from komponent_contracts.events import RegistrationCancellationRequested
-from komponent_runtime.consuming import Delivery, PermanentError, PreparedBatchHandler, apply_first_deliveries
+from komponent_runtime.consuming import (
+    OVERLAP_FROM,
+    Delivery,
+    PermanentError,
+    PreparedBatchHandler,
+    apply_first_deliveries,
+)
 from komponent_runtime.database import Connection, migrate
 
 pytestmark = pytest.mark.infra
@@ -49,7 +55,8 @@ async def db(pool: asyncpg.Pool, tmp_path: Path) -> asyncpg.Pool:
     return pool
 
 
-async def test_prepared_items_of_first_deliveries_reach_apply_in_order(db: asyncpg.Pool) -> None:
+@pytest.mark.parametrize("others", [0, OVERLAP_FROM], ids=["in turn", "beside the inbox insert"])
+async def test_prepared_items_of_first_deliveries_reach_apply_in_order(db: asyncpg.Pool, others: int) -> None:
     earlier = delivery(0)
     recorder = Recorder()
     handler = PreparedBatchHandler(recorder.prepare, recorder.apply)
@@ -57,21 +64,25 @@ async def test_prepared_items_of_first_deliveries_reach_apply_in_order(db: async
         assert await apply_first_deliveries(conn, GROUP, [earlier], handler) == 1
 
     a, b, c = delivery(1), delivery(2), delivery(3)
-    batch = [a, earlier, b, a, c]  # one applied before, one twice within the batch
+    rest = [delivery(4 + i) for i in range(others)]
+    batch = [a, earlier, b, a, c, *rest]  # one applied before, one twice within the batch
     recorder = Recorder()
     handler = PreparedBatchHandler(recorder.prepare, recorder.apply)
     async with db.acquire() as conn, conn.transaction():
-        assert await apply_first_deliveries(conn, GROUP, batch, handler) == 3
+        assert await apply_first_deliveries(conn, GROUP, batch, handler) == 3 + others
 
-    assert recorder.prepared == [1, 0, 2, 1, 3]  # prepared before the inbox answered: all of them
-    assert recorder.applied == [(1, a.event.id), (2, b.event.id), (3, c.event.id)]
+    assert recorder.prepared == [1, 0, 2, 1, 3, *(d.offset for d in rest)]  # all of them, duplicates too
+    assert recorder.applied == [(1, a.event.id), (2, b.event.id), (3, c.event.id)] + [
+        (d.offset, d.event.id) for d in rest
+    ]
     recorded = {
         r["event_id"] for r in await db.fetch("SELECT event_id FROM inbox WHERE consumer = $1", GROUP)
     }
-    assert recorded == {earlier.event.id, a.event.id, b.event.id, c.event.id}
+    assert recorded == {earlier.event.id, a.event.id, b.event.id, c.event.id} | {d.event.id for d in rest}
 
 
-async def test_prepare_that_raises_rolls_back_cleanly(db: asyncpg.Pool) -> None:
+@pytest.mark.parametrize("size", [3, OVERLAP_FROM], ids=["in turn", "beside the inbox insert"])
+async def test_prepare_that_raises_rolls_back_cleanly(db: asyncpg.Pool, size: int) -> None:
     def refuse(d: Delivery) -> Delivery:
         if d.offset == 2:
             raise PermanentError("not for this handler")
@@ -80,7 +91,7 @@ async def test_prepare_that_raises_rolls_back_cleanly(db: asyncpg.Pool) -> None:
     async def apply(conn: Connection, items: Sequence[Delivery]) -> None:
         raise AssertionError("apply must not run when prepare failed")
 
-    batch = [delivery(1), delivery(2), delivery(3)]
+    batch = [delivery(1 + i) for i in range(size)]
     async with db.acquire() as conn:
         with pytest.raises(PermanentError):
             async with conn.transaction():
