@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from komponent_contracts import events as ev
 from komponent_contracts.examples import NOW, buyer, participant
@@ -17,8 +18,11 @@ from komponent_notifications.service_layer.projection import (
 COURSE = uuid.uuid4()
 
 
-def confirmed(registration_id: uuid.UUID, *, binding: bool = False) -> ev.RegistrationConfirmed:
-    return ev.RegistrationConfirmed(
+Admitted = TypeVar("Admitted", ev.RegistrationConfirmed, ev.RegistrationPromoted)
+
+
+def admitted(kind: type[Admitted], registration_id: uuid.UUID, *, binding: bool = False) -> Admitted:
+    return kind(
         registration_id=registration_id,
         course_id=COURSE,
         occurred_at=NOW,
@@ -26,6 +30,10 @@ def confirmed(registration_id: uuid.UUID, *, binding: bool = False) -> ev.Regist
         buyer=buyer(),
         binding=binding,
     )
+
+
+def confirmed(registration_id: uuid.UUID, *, binding: bool = False) -> ev.RegistrationConfirmed:
+    return admitted(ev.RegistrationConfirmed, registration_id, binding=binding)
 
 
 def test_each_event_sees_the_state_its_predecessors_left() -> None:
@@ -83,14 +91,7 @@ def test_binding_for_an_unknown_registration_changes_nothing() -> None:
 def test_a_run_of_confirmations_projects_and_plans_the_same_without_the_stored_rows() -> None:
     """Why the consumer skips reading stored rows for such a run: nothing stored changes the outcome."""
     rid, other = uuid.uuid4(), uuid.uuid4()
-    promoted = ev.RegistrationPromoted(
-        registration_id=other,
-        course_id=COURSE,
-        occurred_at=NOW,
-        participant=participant(),
-        buyer=buyer(),
-        binding=True,
-    )
+    promoted = admitted(ev.RegistrationPromoted, other, binding=True)
     events: list[ev.Event] = [confirmed(rid), promoted]
     assert not needs_stored_rows(events)
     stale = RegistrationView(other, COURSE, participant(), None, False)
