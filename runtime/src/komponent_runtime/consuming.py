@@ -80,8 +80,9 @@ Prepared = TypeVar("Prepared")
 class PreparedBatchHandler(Generic[Prepared]):
     """A batch handler in two steps. `prepare` turns one delivery into what `apply` needs without touching
     the database, so for a batch of `OVERLAP_FROM` or more the consumer runs it while the batch's inbox
-    insert is in flight: PostgreSQL records the batch while Python decodes it, instead of in turn. `apply` gets the prepared first deliveries, in
-    partition order. (For handlers whose per-delivery decoding is a large part of their work.)"""
+    insert is in flight: PostgreSQL records the batch while Python decodes it, instead of in turn. `apply`
+    gets the prepared first deliveries, in partition order. (For handlers whose per-delivery decoding is a
+    large part of their work.)"""
 
     prepare: Callable[[Delivery], Prepared]
     apply: Callable[[Connection, Sequence[Prepared]], Awaitable[None]]
