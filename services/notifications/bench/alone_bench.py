@@ -6,9 +6,10 @@ PostgreSQL backends, and PostgreSQL commits per email. Not a test; run it under 
     flock /tmp/komponent-bench.lock .venv/bin/python services/notifications/bench/alone_bench.py
 
 Environment: RATE (120/s), SECONDS_ (10 per step), REPS (4 steps after a 40/s warm-up), BURST (0.05 s),
-PROFILE (py-spy --gil raw output of step 2), STRACE (strace -c output of step 2). Fewer moving parts than
-bench/e2e_bench.py (no registration, billing or catalogue process sharing the two cores), but a step still
-varies by 10-15 % on the shared box: interleave the runs to compare.
+PROFILE (py-spy --gil raw output of step 2; with NOGIL=1 every running thread is sampled instead),
+STRACE (strace -c output of step 2). Fewer moving parts than bench/e2e_bench.py (no registration, billing
+or catalogue process sharing the two cores), but a step still varies by 10-15 % on the shared box:
+interleave the runs to compare.
 """
 
 import asyncio
@@ -201,7 +202,7 @@ async def main():
                     [
                         str(REPO_ROOT / ".venv/bin/py-spy"),
                         "record",
-                        "--gil",
+                        *([] if os.environ.get("NOGIL") else ["--gil"]),
                         "--nonblocking",
                         "-r",
                         "250",
