@@ -34,7 +34,7 @@ def wire(rt: Runtime) -> ServiceParts:
 
     # Public seat counts may trail by a fraction of a second: the events are gathered into larger batches.
     seats = rt.consumer("seats-taken", topics.REGISTRATION, {CourseSeatsChanged.ce_type}, gather=True)
-    seats.handle_each(handlers.on_seats_changed)
+    seats.handle_batches(handlers.on_seats_changed)
 
     app = rt.http_app("Catalogue API", DESCRIPTION)
     http.install(app, courses)

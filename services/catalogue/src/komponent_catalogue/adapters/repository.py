@@ -195,35 +195,44 @@ async def seats_taken_of(conn: Connection, course_ids: Sequence[UUID]) -> dict[U
     return {r["course_id"]: r["seats_taken"] for r in rows}
 
 
-async def record_seats(
-    conn: Connection,
-    *,
-    course_id: UUID,
-    seats_taken: int,
-    capacity: int,
-    waiting_list_length: int,
-    version: int,
-    event_id: UUID,
-    event_at: datetime,
-) -> bool:
-    """Store registration's count if it is newer than the one we have; False for a stale one."""
-    applied = await conn.fetchval(
-        "INSERT INTO course_seats_taken AS s (course_id, seats_taken, capacity, waiting_list_length, version,"
-        " last_event_id, last_event_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+@dataclass(frozen=True)
+class SeatCount:
+    """One course's count as registration reported it in a CourseSeatsChanged."""
+
+    course_id: UUID
+    seats_taken: int
+    capacity: int
+    waiting_list_length: int
+    version: int
+    event_id: UUID
+    event_at: datetime
+
+
+async def record_seats(conn: Connection, counts: Sequence[SeatCount]) -> int:
+    """Store each count that is newer than the one we have, in one statement; return how many were.
+
+    At most one count per course (a row cannot be changed twice by one INSERT ... ON CONFLICT)."""
+    if not counts:
+        return 0
+    applied: int = await conn.fetchval(
+        "WITH applied AS (INSERT INTO course_seats_taken AS s (course_id, seats_taken, capacity,"
+        " waiting_list_length, version, last_event_id, last_event_at)"
+        " SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::bigint[], $6::uuid[],"
+        " $7::timestamptz[])"
         " ON CONFLICT (course_id) DO UPDATE SET seats_taken = EXCLUDED.seats_taken,"
         " capacity = EXCLUDED.capacity, waiting_list_length = EXCLUDED.waiting_list_length,"
         " version = EXCLUDED.version, last_event_id = EXCLUDED.last_event_id,"
         " last_event_at = EXCLUDED.last_event_at, updated_at = now()"
-        " WHERE s.version < EXCLUDED.version RETURNING true",
-        course_id,
-        seats_taken,
-        capacity,
-        waiting_list_length,
-        version,
-        event_id,
-        event_at,
+        " WHERE s.version < EXCLUDED.version RETURNING 1) SELECT count(*) FROM applied",
+        [c.course_id for c in counts],
+        [c.seats_taken for c in counts],
+        [c.capacity for c in counts],
+        [c.waiting_list_length for c in counts],
+        [c.version for c in counts],
+        [c.event_id for c in counts],
+        [c.event_at for c in counts],
     )
-    return bool(applied)
+    return applied
 
 
 # -- mapping --------------------------------------------------------------------------------------------
