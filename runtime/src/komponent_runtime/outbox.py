@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("komponent_runtime.outbox")
 NOTIFY_CHANNEL = "outbox"
 _RELAY_LOCK = 7_146_202
+# How long a round's rows may wait for the next round to mark them before they are marked on their own.
+MARK_ALONE_AFTER_SECONDS = 0.05
 
 
 async def enqueue(
@@ -150,6 +152,8 @@ class OutboxRelay:
         self._prune_every = prune_every_seconds
         self._next_prune = time.monotonic() + prune_every_seconds
         self._wake = asyncio.Event()
+        # Published, not yet marked: the next round's query marks them (see `_publish_round`).
+        self._unmarked: list[int] = []
         self.published = 0
 
     async def run(self) -> None:
@@ -181,33 +185,58 @@ class OutboxRelay:
                     # would interleave with it (per-key order), so start over and wait for the lock.
                     raise ConnectionError("relay lock connection lost")
                 self._wake.clear()
-                if await self.publish_pending() == self._batch_size:
+                if await self._publish_round() == self._batch_size:
                     continue  # more waiting: don't sleep
                 if time.monotonic() >= self._next_prune:
                     self._next_prune = time.monotonic() + self._prune_every
                     await self.prune()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                # Under load the next wake-up comes within milliseconds and its round marks these rows;
+                # when none comes, they are marked on their own.
+                if self._unmarked and not await self._woken_within(MARK_ALONE_AFTER_SECONDS):
+                    await self._mark_published()
+                if not self._wake.is_set():
+                    await self._woken_within(self._poll_seconds)
         finally:
+            with contextlib.suppress(Exception):
+                await self._mark_published()  # else the next leader publishes them again (harmless)
             with contextlib.suppress(Exception):
                 await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
                 await conn.execute("SELECT pg_advisory_unlock($1)", _RELAY_LOCK)
+
+    async def _woken_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        return self._wake.is_set()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; return how many were published.
+        """Publish one batch of unpublished rows and mark them published; return how many there were."""
+        published = await self._publish_round()
+        await self._mark_published()
+        return published
 
-        No transaction around it: only the holder of the relay lock publishes, so nothing competes for the
-        rows, and a crash between publishing and marking re-publishes them either way (consumers drop the
-        repeats). Two statements instead of four round trips per batch."""
+    async def _publish_round(self) -> int:
+        """Publish one batch of unpublished rows; return how many. The rows stay unmarked until the next
+        round's query or `_mark_published`.
+
+        One statement per round: it marks the previous round's rows and selects the next ones (skipping
+        the rows it marks, which its snapshot still shows unpublished). No transaction around it: only the
+        holder of the relay lock publishes, so nothing competes for the rows, and a crash between
+        publishing and marking re-publishes them either way (consumers drop the repeats)."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, topic, kafka_key, headers, value, traceparent, tracestate FROM outbox"
-                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                # Marks are not worth a WAL flush: if a crash loses one, the rows are published again and
+                # consumers drop the repeats by id. The relay's next round does not wait for the disk.
+                "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($2::bigint[])),"
+                " relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+                " SELECT id, topic, kafka_key, headers, value, traceparent, tracestate FROM outbox, relaxed"
+                " WHERE published_at IS NULL AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
                 self._batch_size,
+                self._unmarked,
             )
+            self._unmarked = []
             if not rows:
                 return 0
             futures, spans = [], []
@@ -236,15 +265,20 @@ class OutboxRelay:
             finally:
                 for span in spans:
                     span.end()
-            # Not worth a WAL flush: if a crash loses the mark, the rows are published again and consumers
-            # drop the repeats by id. The relay's next batch does not wait for the disk.
+        self._unmarked = [r["id"] for r in rows]
+        self.published += len(rows)
+        return len(rows)
+
+    async def _mark_published(self) -> None:
+        if not self._unmarked:
+            return
+        async with self._pool.acquire() as conn:
             await conn.execute(
                 "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]))"
                 " SELECT set_config('synchronous_commit', 'off', true)",
-                [r["id"] for r in rows],
+                self._unmarked,
             )
-        self.published += len(rows)
-        return len(rows)
+        self._unmarked = []
 
     async def prune(self, limit: int = 10_000) -> int:
         """Delete up to `limit` rows published longer than `keep_published_seconds` ago; return how many.

@@ -169,3 +169,55 @@ async def _never_called(
     topic: str, key: bytes, value: bytes, headers: dict[str, str]
 ) -> asyncio.Future[object]:
     raise AssertionError("pruning publishes nothing")
+
+
+async def test_each_round_marks_the_previous_rounds_rows_and_the_last_round_is_marked_alone(
+    pool: asyncpg.Pool, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rounds that follow each other take one statement each: a round's query marks the rows the round
+    before published. The last round's rows are marked on their own once no round follows, and a relay
+    that stops marks what it published."""
+    async with pool.acquire() as conn:
+        await migrate(conn, SUPPORT / "migrations")
+    await _enqueue_in_many_transactions(pool, registrations(uuid.uuid4(), 12), "not-on-kafka")
+    unpublished_at_each_round: list[int] = []
+    published: list[str] = []
+
+    async def publish(
+        topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[object]:
+        if len(published) % 5 == 0:  # the first record of a round (batches of 5)
+            unpublished_at_each_round.append(
+                await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            )
+        published.append(headers["ce_id"])
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    relay_pool = await create_pool(DatabaseSettings().dsn(database))
+    relay = OutboxRelay(relay_pool, publish, batch_size=5, poll_seconds=5)
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _published(relay, 12), what="every row published")
+        # 12, then 7 (round 1's five marked by round 2's query), then 2: nothing marked on its own.
+        assert unpublished_at_each_round == [12, 7, 2]
+        await asyncio.sleep(outbox.MARK_ALONE_AFTER_SECONDS + 0.2)
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+        # Stopped while its last round waits to be marked: it marks it before it goes.
+        monkeypatch.setattr(outbox, "MARK_ALONE_AFTER_SECONDS", 60.0)
+        more = registrations(uuid.uuid4(), 3)
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, more, topic="not-on-kafka")
+        await wait_until(lambda: _published(relay, 15), what="three more rows published")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await relay_pool.close()
+    assert len(published) == len(set(published)) == 15
