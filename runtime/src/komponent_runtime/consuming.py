@@ -34,12 +34,11 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from komponent_contracts import EVENT_TYPES, CloudEvent, Event, InvalidEvent, parse
 from komponent_contracts.topics import dead_letter_topic
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from komponent_runtime import inbox, kafka_fetching, metrics
 from komponent_runtime.database import Connection
-from komponent_runtime.telemetry import attach_trace_headers
+from komponent_runtime.telemetry import continuing_trace
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("komponent_runtime.consuming")
@@ -197,11 +196,8 @@ class EventConsumer:
         async def apply_in_order(conn: Connection, deliveries: Sequence[Delivery]) -> None:
             for delivery in deliveries:
                 # The handler's outbox rows continue this event's trace, not the batch's.
-                token = attach_trace_headers(delivery.trace_headers)
-                try:
+                with continuing_trace(delivery.trace_headers):
                     await handler(conn, delivery)
-                finally:
-                    otel_context.detach(token)
 
         self.handle_batches(apply_in_order, max_records=max_records, idle_poll_ms=idle_poll_ms)
 

@@ -8,15 +8,15 @@ trace and span ids; no personal data goes into either: ids only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
-from contextvars import Token
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -55,9 +55,15 @@ def current_trace_headers() -> dict[str, str]:
     return carrier
 
 
-def attach_trace_headers(headers: dict[str, str]) -> Token[Context]:
-    """Make the stored context current (returns a token for `context.detach`)."""
-    return context.attach(propagate.extract(headers))
+@contextlib.contextmanager
+def continuing_trace(headers: dict[str, str]) -> Iterator[None]:
+    """The stored context (an event's `trace_headers`) is the current one inside the block: spans started
+    and outbox rows written there continue that trace."""
+    token = context.attach(propagate.extract(headers))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 class JsonLogFormatter(logging.Formatter):

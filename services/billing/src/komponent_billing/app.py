@@ -69,7 +69,7 @@ def wire(rt: Runtime) -> ServiceParts:
             ParticipantDataErased.ce_type,
         },
         gather=True,  # invoices go out weeks later: gather registrations into larger batches
-    ).handle_each(consumers.registration_event)
+    ).handle_batches(consumers.registration_events)
     rt.consumer("invoice-run", topics.COURSE_CALENDAR, {InvoiceDue.ce_type}, gather=True).handle_each(
         consumers.invoice_due
     )

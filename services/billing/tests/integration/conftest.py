@@ -183,7 +183,11 @@ def apply(billing_pool: asyncpg.Pool, ctx: BillingContext):  # type: ignore[no-u
     routes = {
         topics.COURSE: ("billing.course-projection", consumers.course_event),
         topics.COURSE_CALENDAR: ("billing.invoice-run", consumers.invoice_due),
-        topics.REGISTRATION: ("billing.registrations", consumers.registration_event),
+        # Through the batch handler the service wires, one event per batch here (see `apply_batch`).
+        topics.REGISTRATION: (
+            "billing.registrations",
+            lambda conn, delivery: consumers.registration_events(conn, [delivery]),
+        ),
     }
 
     async def run(*events: CloudEvent[Event]) -> None:
@@ -192,5 +196,24 @@ def apply(billing_pool: asyncpg.Pool, ctx: BillingContext):  # type: ignore[no-u
             async with billing_pool.acquire() as conn, conn.transaction():
                 if await inbox.first_delivery(conn, group, ce.id):
                     await handler(conn, Delivery(ce, ce.topic, 0, 0))
+
+    return run
+
+
+@pytest.fixture
+def apply_batch(billing_pool: asyncpg.Pool, ctx: BillingContext):  # type: ignore[no-untyped-def]
+    """Apply registration events as ONE gathered batch, as the service's registrations consumer does:
+    inbox rows + the batch handler in one transaction."""
+    from komponent_billing.entrypoints.consumers import BillingConsumers
+    from komponent_runtime import inbox
+    from komponent_runtime.consuming import Delivery
+
+    consumers = BillingConsumers(ctx)
+
+    async def run(*events: CloudEvent[Event]) -> None:
+        async with billing_pool.acquire() as conn, conn.transaction():
+            fresh = await inbox.first_deliveries(conn, "billing.registrations", [ce.id for ce in events])
+            deliveries = [Delivery(ce, ce.topic, 0, i) for i, ce in enumerate(events) if ce.id in fresh]
+            await consumers.registration_events(conn, deliveries)
 
     return run

@@ -53,3 +53,65 @@ async def test_later_buyer_changes_never_touch_an_issued_invoice(
     (after,) = await _documents(billing_pool)
     assert dict(after) == dict(before)
     assert b"PO-2023-0042" in bytes(after["peppol_xml"]) and b"PO-NEW-1" not in bytes(after["peppol_xml"])
+
+
+async def _end_state(pool: asyncpg.Pool, course_id: uuid.UUID, roles: dict[uuid.UUID, str]) -> Any:
+    """The course's registrations (status, buyer's order number) and invoiced registrations, by role."""
+    rows = await pool.fetch(
+        "SELECT registration_id, status, buyer->>'order_number' AS order_number FROM billing_registration"
+        " WHERE course_id = $1",
+        course_id,
+    )
+    invoiced = await pool.fetch(
+        "SELECT registration_id FROM billing_document WHERE kind = 'invoice' AND registration_id = ANY($1)",
+        [r["registration_id"] for r in rows],
+    )
+    return (
+        {roles[r["registration_id"]]: (r["status"], r["order_number"]) for r in rows},
+        sorted(roles[r["registration_id"]] for r in invoiced),
+    )
+
+
+async def test_a_gathered_batch_ends_as_its_events_one_by_one(
+    billing_pool: asyncpg.Pool, apply: Any, apply_batch: Any, seed: Any, make_other_buyer: Any
+) -> None:
+    """One batch: confirmations for a course before its invoice run (stored together, the last event per
+    registration winning), a cancellation between them, and confirmations for a course past its run
+    (invoiced at once). The same events one by one for twin courses end the same way."""
+    changed = make_other_buyer().model_copy(update={"order_number": "PO-LATER-7"})
+    ends = []
+    for applied_as_batch in (True, False):
+        early, late = type(seed)(), type(seed)()
+        ids = {name: uuid.uuid4() for name in ("a", "b", "c", "d", "e")}
+        await apply(early.published(), late.published(), late.invoice_due())
+        events = [
+            early.confirmed(ids["a"]),
+            early.confirmed(ids["b"], binding=False),
+            late.confirmed(ids["d"]),
+            early.confirmed(ids["a"], payer=changed),  # the same registration again: the last one wins
+            early.confirmed(ids["c"], promoted=True),
+            early.cancelled(ids["b"], binding=False),  # ends the first run of confirmations
+            late.confirmed(ids["e"], promoted=True),
+        ]
+        if applied_as_batch:
+            await apply_batch(*events)
+        else:
+            await apply(*events)
+        roles = {v: k for k, v in ids.items()}
+        ends.append(
+            (
+                await _end_state(billing_pool, early.course_id, roles),
+                await _end_state(billing_pool, late.course_id, roles),
+            )
+        )
+    assert ends[0] == ends[1]
+    (early_end, late_end) = ends[0]
+    assert early_end == (
+        {
+            "a": ("confirmed", "PO-LATER-7"),
+            "b": ("cancelled", "PO-2023-0042"),
+            "c": ("confirmed", "PO-2023-0042"),
+        },
+        [],
+    )
+    assert late_end == ({"d": ("confirmed", "PO-2023-0042"), "e": ("confirmed", "PO-2023-0042")}, ["d", "e"])

@@ -4,7 +4,7 @@ caller's transaction: the service layer owns the transaction boundary."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -46,16 +46,28 @@ async def lock_course(conn: Connection, course_id: UUID) -> CourseRow:
 
     Every use case that may issue or credit for a course takes this lock first, so the invoice run, late
     confirmations and cancellations of one course never interleave (and never double-bill)."""
-    # One round trip: the no-op update takes the row lock (and creates the row when it is new).
-    row = await conn.fetchrow(
-        "INSERT INTO billing_course (course_id) VALUES ($1)"
+    return (await lock_courses(conn, [course_id]))[course_id]
+
+
+async def lock_courses(conn: Connection, course_ids: Iterable[UUID]) -> dict[UUID, CourseRow]:
+    """`lock_course` for several courses in one round trip, locked in id order (as every multi-course
+    lock here is, so two transactions never wait on each other in a cycle)."""
+    # The no-op update takes the row lock (and creates the row when it is new).
+    rows = await conn.fetch(
+        "INSERT INTO billing_course (course_id) SELECT DISTINCT unnest($1::uuid[]) ORDER BY 1"
         " ON CONFLICT (course_id) DO UPDATE SET course_id = EXCLUDED.course_id"
         " RETURNING course_id, snapshot::text AS snapshot, cancelled, invoice_run_at",
-        course_id,
+        list(course_ids),
     )
-    assert row is not None
-    snapshot = _course_snapshot(row["snapshot"]) if row["snapshot"] else None
-    return CourseRow(row["course_id"], snapshot, row["cancelled"], row["invoice_run_at"])
+    return {
+        row["course_id"]: CourseRow(
+            row["course_id"],
+            _course_snapshot(row["snapshot"]) if row["snapshot"] else None,
+            row["cancelled"],
+            row["invoice_run_at"],
+        )
+        for row in rows
+    }
 
 
 @lru_cache(maxsize=64)
@@ -90,31 +102,44 @@ async def mark_invoice_run(conn: Connection, course_id: UUID, at: datetime) -> N
     )
 
 
-async def upsert_registration(
-    conn: Connection,
-    *,
-    registration_id: UUID,
-    course_id: UUID,
-    binding: bool,
-    participant: Participant,
-    buyer: Buyer,
-    trace_headers: dict[str, str] | None = None,
-) -> None:
-    trace_headers = trace_headers or {}
+@dataclass(frozen=True, slots=True)
+class ConfirmedRegistration:
+    """A registration as a RegistrationConfirmed or RegistrationPromoted leaves it in the projection."""
+
+    registration_id: UUID
+    course_id: UUID
+    binding: bool
+    participant: Participant
+    buyer: Buyer
+    # The event's trace context, so an invoice issued later can link back to it.
+    trace_headers: dict[str, str] = field(default_factory=dict)
+
+
+async def upsert_registration(conn: Connection, registration: ConfirmedRegistration) -> None:
+    await upsert_registrations(conn, [registration])
+
+
+async def upsert_registrations(conn: Connection, registrations: Sequence[ConfirmedRegistration]) -> None:
+    """Store the registrations as confirmed, in one statement. At most one per registration id (a row
+    cannot be changed twice by one INSERT ... ON CONFLICT)."""
+    if not registrations:
+        return
     await conn.execute(
         "INSERT INTO billing_registration"
         " (registration_id, course_id, status, binding, participant, buyer, traceparent, tracestate)"
-        " VALUES ($1, $2, 'confirmed', $3, $4::jsonb, $5::jsonb, $6, $7)"
+        " SELECT r, c, 'confirmed', b, p::jsonb, y::jsonb, tp, ts"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[])"
+        " AS u(r, c, b, p, y, tp, ts)"
         " ON CONFLICT (registration_id) DO UPDATE SET status = 'confirmed', binding = excluded.binding,"
         " participant = excluded.participant, buyer = excluded.buyer,"
         " traceparent = excluded.traceparent, tracestate = excluded.tracestate, updated_at = now()",
-        registration_id,
-        course_id,
-        binding,
-        participant.model_dump_json(),
-        buyer.model_dump_json(),
-        trace_headers.get("traceparent"),
-        trace_headers.get("tracestate"),
+        [r.registration_id for r in registrations],
+        [r.course_id for r in registrations],
+        [r.binding for r in registrations],
+        [r.participant.model_dump_json() for r in registrations],
+        [r.buyer.model_dump_json() for r in registrations],
+        [r.trace_headers.get("traceparent") for r in registrations],
+        [r.trace_headers.get("tracestate") for r in registrations],
     )
 
 

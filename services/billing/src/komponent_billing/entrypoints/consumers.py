@@ -3,9 +3,17 @@ transaction, the inbox and retries; these run inside it)."""
 
 from __future__ import annotations
 
-from komponent_contracts.events import InvoiceDue, ParticipantDataErased
+from collections.abc import Sequence
+
+from komponent_contracts.events import (
+    InvoiceDue,
+    ParticipantDataErased,
+    RegistrationConfirmed,
+    RegistrationPromoted,
+)
 from komponent_runtime.consuming import Delivery, PermanentError
 from komponent_runtime.database import Connection
+from komponent_runtime.telemetry import continuing_trace
 
 from ..service_layer import erasure, lifecycle
 from ..service_layer.issuing import BillingContext
@@ -30,3 +38,20 @@ class BillingConsumers:
             await erasure.on_participant_data_erased(conn, event)
         else:
             await lifecycle.on_registration_event(conn, self.ctx, event, delivery.trace_headers)
+
+    async def registration_events(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
+        """A batch in partition order: each run of confirmations and promotions together (most of what a
+        rush brings), everything else one by one in its own trace, as `registration_event`."""
+        run: list[tuple[RegistrationConfirmed | RegistrationPromoted, dict[str, str]]] = []
+        for delivery in deliveries:
+            event = delivery.event.data
+            if isinstance(event, RegistrationConfirmed | RegistrationPromoted):
+                run.append((event, delivery.trace_headers))
+                continue
+            if run:
+                await lifecycle.on_confirmations(conn, self.ctx, run)
+                run = []
+            with continuing_trace(delivery.trace_headers):
+                await self.registration_event(conn, delivery)
+        if run:
+            await lifecycle.on_confirmations(conn, self.ctx, run)
