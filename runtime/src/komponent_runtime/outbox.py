@@ -117,12 +117,27 @@ async def insert_rows(conn: Connection, rows: Sequence[OutboxRow]) -> None:
     if not rows:
         return
     await conn.execute(
-        f"WITH added AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT e, t, k, h::jsonb, v, tp, ts"
-        " FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::text[])"
-        " WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n) ORDER BY n RETURNING 1) SELECT pg_notify($8, '')",
-        *(list(c) for c in zip(*rows, strict=True)),
+        f"WITH added AS ({insert_rows_statement(1)} RETURNING 1) SELECT pg_notify($8, '')",
+        *row_columns(rows),
         NOTIFY_CHANNEL,
     )
+
+
+def insert_rows_statement(first: int) -> str:
+    """The INSERT of `insert_rows`, its seven array parameters (`row_columns`) numbered from `$first`: for
+    a statement that writes outbox rows together with its own changes (a data-modifying CTE). Such a
+    statement wakes the relay itself (`pg_notify(NOTIFY_CHANNEL, '')`)."""
+    p = [f"${n}" for n in range(first, first + 7)]
+    return (
+        f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT e, t, k, h::jsonb, v, tp, ts"
+        f" FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::bytea[], {p[3]}::text[], {p[4]}::bytea[],"
+        f" {p[5]}::text[], {p[6]}::text[]) WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n) ORDER BY n"
+    )
+
+
+def row_columns(rows: Sequence[OutboxRow]) -> list[list[object]]:
+    """The parameters of `insert_rows_statement` for `rows`: one array per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class Publisher(Protocol):

@@ -15,6 +15,7 @@ from komponent_contracts.examples import buyer, participant
 from komponent_registration.adapters import outbox_rows, repository
 from komponent_registration.adapters.repository import CourseBooks, PendingWrite
 from komponent_registration.service_layer.erasure import erase_participant
+from komponent_runtime import outbox
 from komponent_runtime.clock import ManualClock
 from komponent_runtime.database import COPY_FROM_ROWS, Connection, migrate
 from komponent_runtime.outbox import NOTIFY_CHANNEL, OUTBOX_COLUMNS
@@ -117,6 +118,50 @@ async def test_stored_form_survives_a_substitution_merge_and_an_erasure(db: asyn
     assert stored["buyer"]["ean"] == form["buyer"]["ean"]
 
 
+def _waiting(course: uuid.UUID, count: int) -> tuple[list[tuple[object, ...]], list[outbox.OutboxRow]]:
+    """`count` new waiting-list rows as the allocator builds them, with their answers (outbox rows)."""
+    at = datetime(2026, 11, 28, 9, 30, 0, 123456, tzinfo=UTC)
+    form = '{"participant":{"name":"Æ Ø Å; DROP TABLE x;--"}}'
+    registrations: list[tuple[object, ...]] = [
+        (
+            uuid.uuid4(),
+            course,
+            f"p{i}@k.dk",
+            "waitlisted",
+            False,
+            None,
+            i + 1,
+            at,
+            "intake",
+            2,
+            1000 + i,
+            None,
+            form,
+        )
+        for i in range(count)
+    ]
+    rows = outbox_rows.OutboxRows("/registration", at)
+    answers = [
+        rows.waitlisted(uuid.uuid4(), r[0], course, at, b'{"name":"A"}', i + 1, {"traceparent": f"tp{i}"})
+        for i, r in enumerate(registrations)
+    ]
+    return registrations, answers
+
+
+async def _assert_stored(
+    conn: Connection, registrations: list[tuple[object, ...]], answers: list[outbox.OutboxRow]
+) -> None:
+    """Every value stored as given, the outbox rows in the given order."""
+    stored = await conn.fetch(
+        f"SELECT {', '.join(repository._INSERT_COLUMNS)} FROM registrations ORDER BY source_offset"
+    )
+    assert [tuple(r) for r in stored] == registrations
+    published = await conn.fetch(f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id")
+    assert [(*r[:3], json.loads(r[3]), *r[4:]) for r in published] == [
+        (*a[:3], json.loads(a[3]), *a[4:]) for a in answers
+    ]
+
+
 @pytest.mark.parametrize("count", [1, COPY_FROM_ROWS - 1, COPY_FROM_ROWS, 150])
 async def test_a_few_rows_and_many_are_stored_alike(db: asyncpg.Pool, count: int) -> None:
     """A few new registrations and their answers go in with one INSERT each, many by COPY: either way
@@ -129,45 +174,77 @@ async def test_a_few_rows_and_many_are_stored_alike(db: asyncpg.Pool, count: int
 
         await listener.add_listener(NOTIFY_CHANNEL, wake)
         course = await open_course(conn)
-        at = datetime(2026, 11, 28, 9, 30, 0, 123456, tzinfo=UTC)
-        form = '{"participant":{"name":"Æ Ø Å; DROP TABLE x;--"}}'
-        registrations = [
-            (
-                uuid.uuid4(),
-                course,
-                f"p{i}@k.dk",
-                "waitlisted",
-                False,
-                None,
-                i + 1,
-                at,
-                "intake",
-                2,
-                1000 + i,
-                None,
-                form,
-            )
-            for i in range(count)
-        ]
-        rows = outbox_rows.OutboxRows("/registration", at)
-        answers = [
-            rows.waitlisted(uuid.uuid4(), r[0], course, at, b'{"name":"A"}', i + 1, {"traceparent": f"tp{i}"})
-            for i, r in enumerate(registrations)
-        ]
+        registrations, answers = _waiting(course, count)
         async with conn.transaction():
             await CourseBooks().insert_new(conn, registrations)
             await outbox_rows.insert(conn, answers)
-        stored = await conn.fetch(
-            f"SELECT {', '.join(repository._INSERT_COLUMNS)} FROM registrations ORDER BY source_offset"
-        )
-        assert [tuple(r) for r in stored] == registrations
-        published = await conn.fetch(f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id")
-        assert [(*r[:3], json.loads(r[3]), *r[4:]) for r in published] == [
-            (*a[:3], json.loads(a[3]), *a[4:]) for a in answers
-        ]
+        await _assert_stored(conn, registrations, answers)
 
         async def relay_woken() -> bool:
             return woken == [NOTIFY_CHANNEL]  # one wake-up, whatever the number of rows and statements
 
         await wait_until(relay_woken, what="the relay's wake-up at commit", timeout=5)
         await listener.remove_listener(NOTIFY_CHANNEL, wake)
+
+
+def _course_row(stored: asyncpg.Record, *, expected_version: int, waiting: int) -> tuple[object, ...]:
+    """A `PendingWrite.courses` row: the stored course with `waiting` more on its list, one version on."""
+    return (
+        stored["course_id"],
+        stored["capacity"],
+        stored["seats_taken"],
+        stored["starts_at"],
+        stored["deadline"],
+        stored["status"],
+        stored["deadline_passed"],
+        stored["next_queue_number"] + waiting,
+        stored["version"] + 1,
+        expected_version,
+        uuid.uuid4(),
+    )
+
+
+@pytest.mark.parametrize("count", [1, COPY_FROM_ROWS - 1])
+async def test_a_small_batch_is_written_at_once_as_in_separate_statements(
+    db: asyncpg.Pool, count: int
+) -> None:
+    """`write_at_once`: the new registrations, their answers in order with one wake-up of the relay, and
+    the course row with its new version and write token, in one statement."""
+    async with db.acquire() as conn, db.acquire() as listener:
+        woken: list[str] = []
+
+        def wake(*args: object) -> None:
+            woken.append(str(args[2]))  # (connection, pid, channel, payload)
+
+        await listener.add_listener(NOTIFY_CHANNEL, wake)
+        course = await open_course(conn)
+        registrations, answers = _waiting(course, count)
+        before = await conn.fetchrow("SELECT * FROM course_seats WHERE course_id = $1", course)
+        written = _course_row(before, expected_version=before["version"], waiting=count)
+        pending = PendingWrite(inserted=registrations, courses=[written], tokens={course: written[-1]})
+        async with conn.transaction():
+            assert await CourseBooks().write_at_once(conn, pending, answers) == {course}
+        await _assert_stored(conn, registrations, answers)
+        after = await conn.fetchrow(
+            "SELECT next_queue_number, version, write_token FROM course_seats WHERE course_id = $1", course
+        )
+        assert tuple(after) == (written[7], written[8], written[10])
+        await wait_until(lambda: _is(woken, [NOTIFY_CHANNEL]), what="one wake-up of the relay", timeout=5)
+        await listener.remove_listener(NOTIFY_CHANNEL, wake)
+
+
+async def test_writing_at_once_over_a_course_row_changed_under_its_lock_fails(db: asyncpg.Pool) -> None:
+    async with db.acquire() as conn:
+        course = await open_course(conn)
+        before = await conn.fetchrow("SELECT * FROM course_seats WHERE course_id = $1", course)
+        stale = _course_row(before, expected_version=before["version"] - 1, waiting=0)
+        with pytest.raises(repository.StaleCourseBook):
+            async with conn.transaction():
+                await CourseBooks().write_at_once(
+                    conn, PendingWrite(courses=[stale], tokens={course: stale[-1]}), []
+                )
+        assert await conn.fetchval("SELECT version FROM course_seats WHERE course_id = $1", course) == 0
+
+
+async def _is(value: object, expected: object) -> bool:
+    return value == expected

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from komponent_runtime import outbox
 from komponent_runtime.database import COPY_FROM_ROWS, Connection
 
 from komponent_registration.domain.course_book import CourseBook, CourseState, CourseStatus
@@ -57,11 +58,48 @@ _INSERT_COLUMNS = [
     "cancelled_at",
     "details",
 ]
-_INSERT_FEW = (
-    f"INSERT INTO registrations ({', '.join(_INSERT_COLUMNS)}) SELECT * FROM unnest($1::uuid[], $2::uuid[],"
-    " $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::bigint[], $8::timestamptz[], $9::text[],"
-    " $10::int[], $11::bigint[], $12::timestamptz[], $13::text[])"
-)
+_INSERT_TYPES = (
+    "uuid", "uuid", "text", "text", "bool", "timestamptz", "bigint", "timestamptz", "text", "int", "bigint",
+    "timestamptz", "text",
+)  # fmt: skip
+_COURSE_UPDATE_TYPES = (
+    "uuid", "int", "int", "timestamptz", "timestamptz", "text", "bool", "bigint", "bigint", "bigint", "uuid",
+)  # fmt: skip
+
+
+def _arrays(first: int, types: Sequence[str]) -> str:
+    """`$first::type[], ...`: one array parameter per column, numbered from `first`."""
+    return ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, start=first))
+
+
+def _insert_registrations(first: int) -> str:
+    """New registration rows (`PendingWrite.inserted`) as arrays numbered from `$first`."""
+    return (
+        f"INSERT INTO registrations ({', '.join(_INSERT_COLUMNS)})"
+        f" SELECT * FROM unnest({_arrays(first, _INSERT_TYPES)})"
+    )
+
+
+def _update_courses(first: int) -> str:
+    """Course rows (`PendingWrite.courses`) as arrays numbered from `$first`, each guarded by the version
+    it was read with; returns the ids of the rows written."""
+    return (
+        "UPDATE course_seats c SET capacity = u.capacity, seats_taken = u.seats_taken,"
+        " starts_at = u.starts_at, deadline = u.deadline, status = u.status,"
+        " deadline_passed = u.deadline_passed, next_queue_number = u.next_queue_number,"
+        " version = u.version, write_token = u.write_token"
+        f" FROM unnest({_arrays(first, _COURSE_UPDATE_TYPES)})"
+        " AS u(course_id, capacity, seats_taken, starts_at, deadline, status, deadline_passed,"
+        " next_queue_number, version, expected_version, write_token)"
+        " WHERE c.course_id = u.course_id AND c.version = u.expected_version RETURNING c.course_id"
+    )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+_INSERT_FEW = _insert_registrations(1)
 
 
 def _state(row: asyncpg.Record) -> CourseState:
@@ -257,7 +295,7 @@ class CourseBooks:
         if not rows:
             return
         if len(rows) < COPY_FROM_ROWS:
-            await conn.execute(_INSERT_FEW, *(list(column) for column in zip(*rows, strict=True)))
+            await conn.execute(_INSERT_FEW, *_columns(rows))
             return
         await conn.copy_records_to_table("registrations", records=rows, columns=_INSERT_COLUMNS)
 
@@ -289,20 +327,47 @@ class CourseBooks:
                 list(replaced_forms.values()),
             )
         if pending.courses:
-            written = await conn.fetch(
-                "UPDATE course_seats c SET capacity = u.capacity, seats_taken = u.seats_taken,"
-                " starts_at = u.starts_at, deadline = u.deadline, status = u.status,"
-                " deadline_passed = u.deadline_passed, next_queue_number = u.next_queue_number,"
-                " version = u.version, write_token = u.write_token"
-                " FROM unnest($1::uuid[], $2::int[], $3::int[], $4::timestamptz[], $5::timestamptz[],"
-                " $6::text[], $7::bool[], $8::bigint[], $9::bigint[], $10::bigint[], $11::uuid[])"
-                " AS u(course_id, capacity, seats_taken, starts_at, deadline, status, deadline_passed,"
-                " next_queue_number, version, expected_version, write_token)"
-                " WHERE c.course_id = u.course_id AND c.version = u.expected_version RETURNING c.course_id",
-                *[list(column) for column in zip(*pending.courses, strict=True)],
-            )
-            if len(written) != len(pending.courses):
-                raise StaleCourseBook("a course row changed under its lock")
+            written = await conn.fetch(_update_courses(1), *_columns(pending.courses))
+            self._written(pending, len(written))
+        return self._persisted(pending)
+
+    async def write_at_once(
+        self, conn: Connection, pending: PendingWrite, outbox_rows: Sequence[outbox.OutboxRow]
+    ) -> set[UUID]:
+        """A small batch's writes after `write_changed` in ONE statement (two round trips fewer than
+        `insert_new`, the outbox's insert and `write_back`): the new registrations, the outbox rows with
+        the relay's wake-up, and the course rows guarded by their expected version. For fewer than
+        `COPY_FROM_ROWS` new registrations and outbox rows, and no replaced stored forms. Returns the ids
+        of the courses whose row was written."""
+        parts: list[str] = []
+        args: list[object] = []
+        if pending.inserted:
+            parts.append(f"new AS ({_insert_registrations(len(args) + 1)})")
+            args += _columns(pending.inserted)
+        if outbox_rows:
+            parts.append(f"events AS ({outbox.insert_rows_statement(len(args) + 1)})")
+            args += outbox.row_columns(outbox_rows)
+        if pending.courses:
+            parts.append(f"courses AS ({_update_courses(len(args) + 1)})")
+            args += _columns(pending.courses)
+        if not parts:
+            return self._persisted(pending)
+        counted = "(SELECT count(*) FROM courses)" if pending.courses else "0"
+        woken = f"pg_notify(${len(args) + 1}, '')" if outbox_rows else "NULL"
+        if outbox_rows:
+            args.append(outbox.NOTIFY_CHANNEL)
+        written = await conn.fetchval(f"WITH {', '.join(parts)} SELECT {counted}, {woken}", *args)
+        self._written(pending, written)
+        return self._persisted(pending)
+
+    @staticmethod
+    def _written(pending: PendingWrite, written: int) -> None:
+        if written != len(pending.courses):
+            raise StaleCourseBook("a course row changed under its lock")
+
+    def _persisted(self, pending: PendingWrite) -> set[UUID]:
+        """The batch's course rows are written: its books are what the rows say now, cached with the
+        rows' write tokens."""
         for book in pending.changed:
             book.mark_persisted()
             self._cache[book.course_id] = (pending.tokens[book.course_id], book)

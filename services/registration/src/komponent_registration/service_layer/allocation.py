@@ -24,7 +24,7 @@ from uuid import UUID
 from asyncpg.pgproto.pgproto import UUID as _FastUUID
 from komponent_contracts import Event
 from komponent_contracts import events as contract
-from komponent_runtime.database import Connection
+from komponent_runtime.database import COPY_FROM_ROWS, Connection
 from komponent_runtime.metrics import meter
 from komponent_runtime.outbox import OutboxRow
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -231,28 +231,33 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
         rows = outbox_rows.OutboxRows(SOURCE, datetime.now(UTC))
         answers = _Outcomes(people, serialised, rows)
         writes.then(partial(books.write_changed, conn, pending))  # before the new rows (see there)
-        parts = max(-(-len(answered) // _WRITE_PART), 1)
-        new_per_part = -(-len(pending.inserted) // parts)
-        for part in range(parts):
-            new = pending.inserted[part * new_per_part : (part + 1) * new_per_part]
-            if new:
-                writes.then(partial(books.insert_new, conn, new))
-            out: list[OutboxRow] = []
-            for first in range(part * _WRITE_PART, min((part + 1) * _WRITE_PART, len(answered)), _STEP):
-                out.extend(answers.rows(answered[first : first + _STEP]))
-                # Let the writer task move on to its next statement when PostgreSQL finished one.
-                await asyncio.sleep(0)
-            if part == parts - 1:
-                out.extend(_seats_changed(pending, by_course, rows))
-            writes.then(partial(outbox_rows.insert, conn, out))
-        # A substitution of a registration new in this batch is written into its stored form here, with
-        # those of earlier registrations.
-        replaced_forms = {
-            registration_id: _form_json(outbox_rows.serialise(participant), outbox_rows.serialise(buyer))
-            for registration_id in answers.substituted
-            for participant, buyer in [people[registration_id]]
-        }
-        writes.then(partial(books.write_back, conn, pending, replaced_forms))
+        if len(answered) < COPY_FROM_ROWS and len(pending.inserted) < COPY_FROM_ROWS:
+            # Most batches at moderate load: everything after write_changed in one statement, unless a
+            # substitution replaces a stored form or the outbox rows are many.
+            out = answers.rows(answered) + _seats_changed(pending, by_course, rows)
+            replaced_forms = _replaced_forms(answers, people)
+            if replaced_forms or len(out) >= COPY_FROM_ROWS:
+                writes.then(partial(books.insert_new, conn, pending.inserted))
+                writes.then(partial(outbox_rows.insert, conn, out))
+                writes.then(partial(books.write_back, conn, pending, replaced_forms))
+            else:
+                writes.then(partial(books.write_at_once, conn, pending, out))
+        else:
+            parts = -(-len(answered) // _WRITE_PART)
+            new_per_part = -(-len(pending.inserted) // parts)
+            for part in range(parts):
+                new = pending.inserted[part * new_per_part : (part + 1) * new_per_part]
+                if new:
+                    writes.then(partial(books.insert_new, conn, new))
+                out = []
+                for first in range(part * _WRITE_PART, min((part + 1) * _WRITE_PART, len(answered)), _STEP):
+                    out.extend(answers.rows(answered[first : first + _STEP]))
+                    # Let the writer task move on to its next statement when PostgreSQL finished one.
+                    await asyncio.sleep(0)
+                if part == parts - 1:
+                    out.extend(_seats_changed(pending, by_course, rows))
+                writes.then(partial(outbox_rows.insert, conn, out))
+            writes.then(partial(books.write_back, conn, pending, _replaced_forms(answers, people)))
         writes.then(partial(record_refusals, conn, answers.refusals))
         await writes.done()
     except BaseException:
@@ -272,6 +277,16 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
 # that a statement's round trip is negligible per row.
 _WRITE_PART = 500
 _STEP = 50  # answers built between two turns of the event loop
+
+
+def _replaced_forms(answers: _Outcomes, people: dict[UUID, People]) -> dict[UUID, str]:
+    """The stored forms substitutions replace (JSON objects), by registration id: of registrations new in
+    this batch too, written with those of earlier ones."""
+    return {
+        registration_id: _form_json(outbox_rows.serialise(participant), outbox_rows.serialise(buyer))
+        for registration_id in answers.substituted
+        for participant, buyer in [people[registration_id]]
+    }
 
 
 def _write_registrations(writes: _Writes, conn: Connection, books: CourseBooks, rows: PendingWrite) -> None:
