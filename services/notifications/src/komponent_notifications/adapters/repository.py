@@ -90,23 +90,32 @@ async def projected_registrations(
 
 async def save_registrations(conn: Connection, rows: Sequence[ProjectedRegistration]) -> None:
     """Upsert whole rows, in one statement."""
-    if not rows:
-        return
-    await conn.execute(
+    if rows:
+        await conn.execute(_save_registrations_sql(1), *_projection_columns(rows))
+
+
+def _save_registrations_sql(first: int) -> str:
+    p = [f"${n}" for n in range(first, first + 6)]
+    return (
         "INSERT INTO registration_projection (registration_id, course_id, status, participant, buyer, binding)"
         " SELECT r, c, s, p::jsonb, b::jsonb, bi"
-        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[])"
-        " AS t(r, c, s, p, b, bi)"
+        f" FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[],"
+        f" {p[5]}::bool[]) AS t(r, c, s, p, b, bi)"
         " ON CONFLICT (registration_id) DO UPDATE SET status = EXCLUDED.status,"
         " participant = EXCLUDED.participant, buyer = EXCLUDED.buyer, binding = EXCLUDED.binding,"
-        " updated_at = now()",
+        " updated_at = now()"
+    )
+
+
+def _projection_columns(rows: Sequence[ProjectedRegistration]) -> list[list[Any]]:
+    return [
         [r.view.registration_id for r in rows],
         [r.view.course_id for r in rows],
         [r.status for r in rows],
         [r.view.participant.model_dump_json() for r in rows],
         [r.view.buyer.model_dump_json() if r.view.buyer else None for r in rows],
         [r.view.binding for r in rows],
-    )
+    ]
 
 
 async def participant_names(conn: Connection, registration_ids: Sequence[UUID]) -> list[str]:
@@ -172,15 +181,67 @@ async def add_to_ledger_traced(
     if not planned:
         return []
     row = await conn.fetchrow(
-        "WITH added AS (INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
+        f"WITH added AS ({_ledger_insert_sql(1)}) {_ADDED_AND_WOKEN.format(channel=14)}",
+        *_ledger_columns(planned, message_id_domain, resend_of),
+        notify_channel,
+    )
+    ids: list[int] = row["ids"] if row is not None and row["ids"] else []
+    return ids
+
+
+async def save_registrations_and_plan(
+    conn: Connection,
+    rows: Sequence[ProjectedRegistration],
+    planned: Sequence[tuple[PlannedEmail, dict[str, str]]],
+    message_id_domain: str,
+    *,
+    notify_channel: str,
+) -> list[int]:
+    """`save_registrations` and `add_to_ledger_traced` in ONE statement (a consumed batch's writes): a
+    round trip fewer per batch. Returns the ids of the ledger rows added."""
+    if not rows:
+        return await add_to_ledger_traced(conn, planned, message_id_domain, notify_channel=notify_channel)
+    if not planned:
+        await save_registrations(conn, rows)
+        return []
+    row = await conn.fetchrow(
+        f"WITH saved AS ({_save_registrations_sql(1)}), added AS ({_ledger_insert_sql(7)})"
+        f" {_ADDED_AND_WOKEN.format(channel=20)}",
+        *_projection_columns(rows),
+        *_ledger_columns(planned, message_id_domain, None),
+        notify_channel,
+    )
+    ids: list[int] = row["ids"] if row is not None and row["ids"] else []
+    return ids
+
+
+def _ledger_insert_sql(first: int) -> str:
+    """The ledger INSERT of `add_to_ledger_traced`, its 13 parameters (`_ledger_columns`) from `$first`."""
+    p = [f"${n}" for n in range(first, first + 13)]
+    return (
+        "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
         " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
-        " SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, $11, tp, ts FROM unnest($1::uuid[],"
-        " $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[],"
-        " $10::text[], $12::text[], $13::text[]) WITH ORDINALITY"
+        f" SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, {p[10]}::bigint, tp, ts FROM unnest({p[0]}::uuid[],"
+        f" {p[1]}::uuid[], {p[2]}::text[], {p[3]}::text[], {p[4]}::uuid[], {p[5]}::uuid[], {p[6]}::uuid[],"
+        f" {p[7]}::text[], {p[8]}::text[], {p[9]}::text[], {p[11]}::text[], {p[12]}::text[]) WITH ORDINALITY"
         " AS t(e, ev, r, k, cb, c, reg, doc, rd, m, tp, ts, n) ORDER BY n"
-        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id)"
-        " SELECT array_agg(id ORDER BY id) AS ids,"
-        " CASE WHEN count(*) > 0 AND $14::text IS NOT NULL THEN pg_notify($14, '') END AS woken FROM added",
+        " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id"
+    )
+
+
+# The ids added, and the sender's wake-up (delivered at commit) when there are any; `channel` is the
+# number of the parameter naming the channel (none: no wake-up).
+_ADDED_AND_WOKEN = (
+    "SELECT array_agg(id ORDER BY id) AS ids,"
+    " CASE WHEN count(*) > 0 AND ${channel}::text IS NOT NULL THEN pg_notify(${channel}, '') END AS woken"
+    " FROM added"
+)
+
+
+def _ledger_columns(
+    planned: Sequence[tuple[PlannedEmail, dict[str, str]]], message_id_domain: str, resend_of: int | None
+) -> list[Any]:
+    return [
         [p.key.message_uuid for p, _ in planned],
         [p.event_id for p, _ in planned],
         [p.key.recipient for p, _ in planned],
@@ -194,10 +255,7 @@ async def add_to_ledger_traced(
         resend_of,
         [t.get("traceparent") for _, t in planned],
         [t.get("tracestate") for _, t in planned],
-        notify_channel,
-    )
-    ids: list[int] = row["ids"] if row is not None and row["ids"] else []
-    return ids
+    ]
 
 
 LEDGER_COLUMNS = (

@@ -71,8 +71,11 @@ class Handlers:
             emails = plan_registration_outcome(delivery.event.id, event, known, self.policy)
             planned += [(p, delivery.trace_headers) for p in emails]
             projection.apply(event)
-        await repo.save_registrations(conn, projection.changed())
-        await self._plan_traced(conn, planned, events=len(deliveries))
+        # The projection's changes and the planned emails in one statement, which also wakes the sender.
+        added = await repo.save_registrations_and_plan(
+            conn, projection.changed(), planned, self.message_id_domain, notify_channel=LEDGER_CHANNEL
+        )
+        log.debug("emails planned", extra={"events": len(deliveries), "planned": len(added)})
 
     async def on_course_reminder(self, conn: Connection, delivery: Delivery) -> None:
         event = delivery.event.data
