@@ -50,8 +50,9 @@ async def lock_course(conn: Connection, course_id: UUID) -> CourseRow:
 
 
 async def lock_courses(conn: Connection, course_ids: Iterable[UUID]) -> dict[UUID, CourseRow]:
-    """`lock_course` for several courses in one round trip, locked in id order (as every multi-course
-    lock here is, so two transactions never wait on each other in a cycle)."""
+    """`lock_course` for several courses in one round trip, locked in id order. (A batch that also locks
+    courses one event at a time can still deadlock with another; PostgreSQL ends one of the two, and the
+    consumer retries its batch.)"""
     # The no-op update takes the row lock (and creates the row when it is new).
     rows = await conn.fetch(
         "INSERT INTO billing_course (course_id) SELECT DISTINCT unnest($1::uuid[]) ORDER BY 1"
