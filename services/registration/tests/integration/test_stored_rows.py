@@ -4,8 +4,10 @@ substitution's merge and an erasure."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -166,25 +168,33 @@ async def _assert_stored(
 async def test_a_few_rows_and_many_are_stored_alike(db: asyncpg.Pool, count: int) -> None:
     """A few new registrations and their answers go in with one INSERT each, many by COPY: either way
     every value is stored as given, the outbox rows in the given order, and the relay is woken at commit."""
-    async with db.acquire() as conn, db.acquire() as listener:
-        woken: list[str] = []
-
-        def wake(*args: object) -> None:
-            woken.append(str(args[2]))  # (connection, pid, channel, payload)
-
-        await listener.add_listener(NOTIFY_CHANNEL, wake)
+    async with db.acquire() as conn, _relay_wake_ups(db) as woken:
         course = await open_course(conn)
         registrations, answers = _waiting(course, count)
         async with conn.transaction():
             await CourseBooks().insert_new(conn, registrations)
             await outbox_rows.insert(conn, answers)
         await _assert_stored(conn, registrations, answers)
+        # One wake-up, whatever the number of rows and statements.
+        await wait_until(
+            lambda: _is(woken, [NOTIFY_CHANNEL]), what="the relay's wake-up at commit", timeout=5
+        )
 
-        async def relay_woken() -> bool:
-            return woken == [NOTIFY_CHANNEL]  # one wake-up, whatever the number of rows and statements
 
-        await wait_until(relay_woken, what="the relay's wake-up at commit", timeout=5)
-        await listener.remove_listener(NOTIFY_CHANNEL, wake)
+@contextlib.asynccontextmanager
+async def _relay_wake_ups(db: asyncpg.Pool) -> AsyncIterator[list[str]]:
+    """The relay's wake-ups (NOTIFY on its channel) while inside, as they arrive."""
+    woken: list[str] = []
+
+    def wake(*args: object) -> None:
+        woken.append(str(args[2]))  # (connection, pid, channel, payload)
+
+    async with db.acquire() as listener:
+        await listener.add_listener(NOTIFY_CHANNEL, wake)
+        try:
+            yield woken
+        finally:
+            await listener.remove_listener(NOTIFY_CHANNEL, wake)
 
 
 def _course_row(stored: asyncpg.Record, *, expected_version: int, waiting: int) -> tuple[object, ...]:
@@ -210,13 +220,7 @@ async def test_a_small_batch_is_written_at_once_as_in_separate_statements(
 ) -> None:
     """`write_at_once`: the new registrations, their answers in order with one wake-up of the relay, and
     the course row with its new version and write token, in one statement."""
-    async with db.acquire() as conn, db.acquire() as listener:
-        woken: list[str] = []
-
-        def wake(*args: object) -> None:
-            woken.append(str(args[2]))  # (connection, pid, channel, payload)
-
-        await listener.add_listener(NOTIFY_CHANNEL, wake)
+    async with db.acquire() as conn, _relay_wake_ups(db) as woken:
         course = await open_course(conn)
         registrations, answers = _waiting(course, count)
         before = await conn.fetchrow("SELECT * FROM course_seats WHERE course_id = $1", course)
@@ -230,7 +234,6 @@ async def test_a_small_batch_is_written_at_once_as_in_separate_statements(
         )
         assert tuple(after) == (written[7], written[8], written[10])
         await wait_until(lambda: _is(woken, [NOTIFY_CHANNEL]), what="one wake-up of the relay", timeout=5)
-        await listener.remove_listener(NOTIFY_CHANNEL, wake)
 
 
 async def test_writing_at_once_over_a_course_row_changed_under_its_lock_fails(db: asyncpg.Pool) -> None:

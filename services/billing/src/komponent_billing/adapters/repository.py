@@ -103,39 +103,26 @@ async def mark_invoice_run(conn: Connection, course_id: UUID, at: datetime) -> N
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ConfirmedRegistration:
-    """A registration as a RegistrationConfirmed or RegistrationPromoted leaves it in the projection."""
-
-    registration_id: UUID
-    course_id: UUID
-    binding: bool
-    participant: Participant
-    buyer: Buyer
-    # The event's trace context, so an invoice issued later can link back to it.
-    trace_headers: dict[str, str] = field(default_factory=dict)
-
-
-async def upsert_registration(conn: Connection, registration: ConfirmedRegistration) -> None:
+async def upsert_registration(conn: Connection, registration: RegistrationRow) -> None:
     await upsert_registrations(conn, [registration])
 
 
-async def upsert_registrations(conn: Connection, registrations: Sequence[ConfirmedRegistration]) -> None:
-    """Store the registrations as confirmed, in one statement. At most one per registration id (a row
-    cannot be changed twice by one INSERT ... ON CONFLICT)."""
+async def upsert_registrations(conn: Connection, registrations: Sequence[RegistrationRow]) -> None:
+    """Store the registrations (as a confirmation or promotion leaves them), in one statement. At most one
+    per registration id (a row cannot be changed twice by one INSERT ... ON CONFLICT)."""
     if not registrations:
         return
     await conn.execute(
         "INSERT INTO billing_registration"
         " (registration_id, course_id, status, binding, participant, buyer, traceparent, tracestate)"
-        " SELECT r, c, 'confirmed', b, p::jsonb, y::jsonb, tp, ts"
-        " FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[])"
-        " AS u(r, c, b, p, y, tp, ts)"
-        " ON CONFLICT (registration_id) DO UPDATE SET status = 'confirmed', binding = excluded.binding,"
+        " SELECT r, c, s, b, p::jsonb, y::jsonb, tp, ts FROM unnest($1::uuid[], $2::uuid[], $3::text[],"
+        " $4::bool[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u(r, c, s, b, p, y, tp, ts)"
+        " ON CONFLICT (registration_id) DO UPDATE SET status = excluded.status, binding = excluded.binding,"
         " participant = excluded.participant, buyer = excluded.buyer,"
         " traceparent = excluded.traceparent, tracestate = excluded.tracestate, updated_at = now()",
         [r.registration_id for r in registrations],
         [r.course_id for r in registrations],
+        [r.status for r in registrations],
         [r.binding for r in registrations],
         [r.participant.model_dump_json() for r in registrations],
         [r.buyer.model_dump_json() for r in registrations],

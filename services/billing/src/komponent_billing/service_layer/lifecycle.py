@@ -150,7 +150,7 @@ async def on_confirmations(
     together (the last event per registration wins, as it would one by one). A course that invoices now
     takes its registrations one by one, each in its own trace, as its invoices go out with them."""
     courses = await repo.lock_courses(conn, {event.course_id for event, _ in confirmations})
-    later: dict[UUID, repo.ConfirmedRegistration] = {}
+    later: dict[UUID, repo.RegistrationRow] = {}
     now = []
     for event, trace_headers in confirmations:
         if invoices_now(courses[event.course_id]):
@@ -166,10 +166,11 @@ async def on_confirmations(
 
 def _confirmed(
     event: RegistrationConfirmed | RegistrationPromoted, trace_headers: dict[str, str] | None
-) -> repo.ConfirmedRegistration:
-    return repo.ConfirmedRegistration(
+) -> repo.RegistrationRow:
+    return repo.RegistrationRow(
         registration_id=event.registration_id,
         course_id=event.course_id,
+        status="confirmed",
         binding=event.binding,
         participant=event.participant,
         buyer=event.buyer,
