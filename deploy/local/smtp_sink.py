@@ -58,7 +58,8 @@ class BulkDataSMTP(SMTP):
     What it accepts and stores is what aiosmtpd's own `smtp_DATA` would (tests/infra/test_smtp_sink_data.py
     compares both on the same input): the text up to the first CRLF "." CRLF, with the leading dot of
     every dot-stuffed line removed (RFC 5321 4.5.2); 500 when a line is longer than `line_length_limit`,
-    552 when the text is larger than `data_size_limit`, each only after the whole text was read.
+    552 when the text is larger than `data_size_limit` (the first limit reached, as aiosmtpd reads), each
+    only after the whole text was read.
     """
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -74,16 +75,12 @@ class BulkDataSMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             text = await self._read_text()
-        except _TooMuchData:
+        except _Refused as refused:
             self._new_envelope()
-            await self.push("552 Error: Too much mail data")
+            await self.push(refused.reply)
             return
         if text is None:
             return  # the connection closed before the final dot: nothing was accepted
-        if max(map(len, text.split(b"\r\n"))) + 2 > self.line_length_limit:
-            self._new_envelope()
-            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
-            return
         # The CRLF in front makes the first line dot-unstuffed like the others; it is cut off again.
         original = (b"\r\n" + text).replace(b"\r\n.", b"\r\n")[2:]
         if self._decode_data:
@@ -106,13 +103,13 @@ class BulkDataSMTP(SMTP):
 
     async def _read_text(self) -> bytes | None:
         """The text after 354, up to and including the CRLF before the final dot (still dot-stuffed), or
-        None at end of stream. Raises `_TooMuchData`, after reading to the final dot, when the text is
-        larger than `data_size_limit`."""
+        None at end of stream. Raises `_Refused`, after reading to the final dot, for a text aiosmtpd
+        refuses; once refused, what follows is not kept."""
         reader = self._reader
-        limit = self.data_size_limit
         # Starts with the CRLF that ended the DATA command, so an empty text (".\r\n" at once) ends it too.
         received = bytearray(b"\r\n")
-        too_much = False
+        lines = _LineCheck(self.data_size_limit, self.line_length_limit)
+        checked = 2  # where the first line not yet checked starts
         while True:
             chunk = await reader.read(_CHUNK)
             if not chunk:
@@ -121,21 +118,66 @@ class BulkDataSMTP(SMTP):
             searched_from = max(len(received) - 4, 0)
             received += chunk
             end = received.find(_END_OF_DATA, searched_from)
+            if lines.refusal is None:
+                checked = lines.check(received, checked, end + 2 if end >= 0 else len(received))
             if end >= 0:
                 break
-            if limit and len(received) - 4 > limit:  # the text is at least this long already
-                too_much = True
-                del received[:-4]  # keep only what a terminator may begin in
+            if lines.refusal is not None:
+                del received[:-4]  # refused already: keep only what a terminator may begin in
         # Bytes after the final dot belong to the next command: hand them back to the command reader.
         if rest := received[end + 5 :]:
             reader._buffer[:0] = rest  # type: ignore[attr-defined]  # no unread(); the buffer is a bytearray
-        if too_much or (limit and end > limit):
-            raise _TooMuchData
+        if lines.refusal is not None:
+            raise _Refused(lines.refusal)
         return bytes(received[2 : end + 2])
 
 
-class _TooMuchData(Exception):
-    pass
+class _LineCheck:
+    """aiosmtpd's limits on the text, applied in its order: it reads line by line and keeps the FIRST
+    limit a line breaks. A line longer than `line_length` is refused before its octets are counted when
+    its content alone is (aiosmtpd's reader gives up on it), after them when only its CRLF makes it too
+    long; the text is too large once the octets counted pass `size` (none: no limit)."""
+
+    def __init__(self, size: int | None, line_length: int) -> None:
+        self.size = size
+        self.line_length = line_length
+        self.counted = 0
+        self.refusal: str | None = None
+
+    def check(self, received: bytearray, start: int, stop: int) -> int:
+        """Check the complete lines in `received[start:stop]`; return where the first unchecked one starts.
+        An unfinished line already too long for its CRLF to be found within the limit is refused."""
+        *complete, unfinished = bytes(received[start:stop]).split(b"\r\n")
+        octets = sum(map(len, complete)) + 2 * len(complete)
+        longest = max(map(len, complete), default=0)
+        if longest + 2 <= self.line_length and not (self.size and self.counted + octets > self.size):
+            self.counted += octets  # every line within both limits: the usual case, no loop
+        else:
+            for line in complete:
+                if len(line) > self.line_length:
+                    return self._refuse(_LINE_TOO_LONG)
+                self.counted += len(line) + 2
+                if self.size and self.counted > self.size:
+                    return self._refuse(_TOO_MUCH_DATA)
+                if len(line) + 2 > self.line_length:
+                    return self._refuse(_LINE_TOO_LONG)
+        if len(unfinished) > self.line_length:
+            return self._refuse(_LINE_TOO_LONG)
+        return stop - len(unfinished)
+
+    def _refuse(self, reply: str) -> int:
+        self.refusal = reply
+        return 0
+
+
+_LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
+_TOO_MUCH_DATA = "552 Error: Too much mail data"
+
+
+class _Refused(Exception):
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 class MaildirHandler:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib.util
 import itertools
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE_LIMIT = 3000  # small, so the 552 path is cheap to reach
+EXAMPLES = int(os.environ.get("SINK_DATA_EXAMPLES", "150"))  # more for a longer search
 
 
 def _load_sink() -> ModuleType:
@@ -125,6 +127,13 @@ CASES = {
     "text at the size limit": (b"y" * 98 + b"\r\n") * (SIZE_LIMIT // 100) + b".\r\n",
     "text over the size limit": (b"y" * 98 + b"\r\n") * (SIZE_LIMIT // 100 + 1) + b".\r\n",
     "far over the size limit": (b"z" * 98 + b"\r\n") * 300 + b".\r\n",
+    # Both limits broken: the reply names the one a line-by-line reader meets first.
+    "a long line, then over the size limit": b"x" * 1500 + b"\r\n" + (b"y" * 98 + b"\r\n") * 30 + b".\r\n",
+    "over the size limit, then a long line": (b"y" * 98 + b"\r\n") * 31 + b"x" * 1500 + b"\r\n.\r\n",
+    "the size limit passed by a line too long for its CRLF": (b"y" * 98 + b"\r\n") * 20
+    + b"x" * 1000
+    + b"\r\n.\r\n",
+    "the size limit passed inside a long line": (b"y" * 98 + b"\r\n") * 29 + b"x" * 1500 + b"\r\n.\r\n",
     "next command in the same write": b"hej\r\n.\r\nNOOP\r\nQUIT\r\n",
     "a second message after a refused one": b"x" * 1200
     + b"\r\n.\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<e@f.example>\r\nDATA\r\nsecond\r\n.\r\n",
@@ -153,7 +162,7 @@ async def test_a_connection_closed_before_the_final_dot_stores_nothing() -> None
     assert texts_reference == texts_chunked == []
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b"\xc3\xa6", b"x" * 400]), max_size=40),
     cuts=st.lists(st.integers(min_value=0, max_value=20_000), max_size=4),
