@@ -4,6 +4,8 @@ event loop and can be counted on their own).
     python bench/sinks.py smtp --port P --out FILE   SMTP server: one line per accepted message,
                                                      "<accept time_ns> <recipient> ...", written when the
                                                      DATA is complete, just before the 250 reply
+                                                     (--line-by-line: aiosmtpd's own DATA reader, the
+                                                     baseline of bench/sink_bench.py)
     python bench/sinks.py otlp --port P              OTLP/HTTP receiver that reads and discards exports
                                                      (counts requests and bytes, prints them on SIGTERM)
 """
@@ -19,13 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def run_smtp(port: int, out: str) -> None:
+def run_smtp(port: int, out: str, line_by_line: bool = False) -> None:
     import uvloop
+    from aiosmtpd.smtp import SMTP
 
     # The local stack's SMTP server class (aiosmtpd, reading the message text in chunks), with a handler
     # that records acceptance times instead of storing files.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "local"))
     from smtp_sink import BulkDataSMTP
+
+    server_class = SMTP if line_by_line else BulkDataSMTP
 
     sink = open(out, "a", buffering=1)
 
@@ -38,7 +43,7 @@ def run_smtp(port: int, out: str) -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: BulkDataSMTP(Handler(), hostname="bench-sink", enable_SMTPUTF8=True),
+            lambda: server_class(Handler(), hostname="bench-sink", enable_SMTPUTF8=True),
             host="127.0.0.1",
             port=port,
         )
@@ -85,8 +90,9 @@ if __name__ == "__main__":
     parser.add_argument("mode", choices=["smtp", "otlp"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", default="")
+    parser.add_argument("--line-by-line", action="store_true")
     args = parser.parse_args()
     if args.mode == "smtp":
-        run_smtp(args.port, args.out)
+        run_smtp(args.port, args.out, args.line_by_line)
     else:
         run_otlp(args.port)
