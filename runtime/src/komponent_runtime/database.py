@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -23,6 +24,17 @@ _MIGRATION_LOCK = 7_146_201  # arbitrary constant shared by every runner
 
 # A plain connection or one borrowed from a pool: every query helper accepts both.
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+
+
+def array_params(first: int, types: Sequence[str]) -> str:
+    """`$first::type[], ...`: one array parameter per column, numbered from `first`, for an `unnest(...)`
+    of rows (`columns`). Numbered, so several such writes fit in one statement (data-modifying CTEs)."""
+    return ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, start=first))
+
+
+def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as one list per column: the arguments of `array_params`."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 # Connections that took session state (LISTEN, a session-level advisory lock). asyncpg resets every

@@ -22,7 +22,7 @@ import asyncpg
 from komponent_contracts import CloudEvent, Event
 from opentelemetry import propagate, trace
 
-from komponent_runtime.database import Connection, holds_session_state
+from komponent_runtime.database import Connection, array_params, columns, holds_session_state
 from komponent_runtime.settings import topic_name
 from komponent_runtime.telemetry import current_trace_headers
 
@@ -118,26 +118,23 @@ async def insert_rows(conn: Connection, rows: Sequence[OutboxRow]) -> None:
         return
     await conn.execute(
         f"WITH added AS ({insert_rows_statement(1)} RETURNING 1) SELECT pg_notify($8, '')",
-        *row_columns(rows),
+        *columns(rows),
         NOTIFY_CHANNEL,
     )
 
 
 def insert_rows_statement(first: int) -> str:
-    """The INSERT of `insert_rows`, its seven array parameters (`row_columns`) numbered from `$first`: for
+    """The INSERT of `insert_rows`, its seven array parameters (`database.columns` of the rows) numbered from `$first`: for
     a statement that writes outbox rows together with its own changes (a data-modifying CTE). Such a
     statement wakes the relay itself (`pg_notify(NOTIFY_CHANNEL, '')`)."""
-    p = [f"${n}" for n in range(first, first + 7)]
     return (
         f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT e, t, k, h::jsonb, v, tp, ts"
-        f" FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::bytea[], {p[3]}::text[], {p[4]}::bytea[],"
-        f" {p[5]}::text[], {p[6]}::text[]) WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n) ORDER BY n"
+        f" FROM unnest({array_params(first, _OUTBOX_TYPES)})"
+        " WITH ORDINALITY AS r(e, t, k, h, v, tp, ts, n) ORDER BY n"
     )
 
 
-def row_columns(rows: Sequence[OutboxRow]) -> list[list[object]]:
-    """The parameters of `insert_rows_statement` for `rows`: one array per column."""
-    return [list(column) for column in zip(*rows, strict=True)]
+_OUTBOX_TYPES = ("uuid", "text", "bytea", "text", "bytea", "text", "text")
 
 
 class Publisher(Protocol):

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from komponent_contracts import events as ev
-from komponent_runtime.database import Connection
+from komponent_runtime.database import Connection, array_params
 
 from ..service_layer.planning import PlannedEmail, RegistrationView
 from ..service_layer.projection import ProjectedRegistration
@@ -95,12 +95,11 @@ async def save_registrations(conn: Connection, rows: Sequence[ProjectedRegistrat
 
 
 def _save_registrations_sql(first: int) -> str:
-    p = [f"${n}" for n in range(first, first + 6)]
     return (
         "INSERT INTO registration_projection (registration_id, course_id, status, participant, buyer, binding)"
         " SELECT r, c, s, p::jsonb, b::jsonb, bi"
-        f" FROM unnest({p[0]}::uuid[], {p[1]}::uuid[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[],"
-        f" {p[5]}::bool[]) AS t(r, c, s, p, b, bi)"
+        f" FROM unnest({array_params(first, ('uuid', 'uuid', 'text', 'text', 'text', 'bool'))})"
+        " AS t(r, c, s, p, b, bi)"
         " ON CONFLICT (registration_id) DO UPDATE SET status = EXCLUDED.status,"
         " participant = EXCLUDED.participant, buyer = EXCLUDED.buyer, binding = EXCLUDED.binding,"
         " updated_at = now()"
@@ -216,17 +215,32 @@ async def save_registrations_and_plan(
 
 
 def _ledger_insert_sql(first: int) -> str:
-    """The ledger INSERT of `add_to_ledger_traced`, its 13 parameters (`_ledger_columns`) from `$first`."""
-    p = [f"${n}" for n in range(first, first + 13)]
+    """The ledger INSERT of `add_to_ledger_traced`, its 13 parameters (`_ledger_columns`: twelve arrays,
+    then `resend_of`) numbered from `$first`."""
     return (
         "INSERT INTO send_ledger (email_id, event_id, recipient, kind, caused_by, course_id,"
         " registration_id, document_number, render_data, message_id, resend_of, traceparent, tracestate)"
-        f" SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, {p[10]}::bigint, tp, ts FROM unnest({p[0]}::uuid[],"
-        f" {p[1]}::uuid[], {p[2]}::text[], {p[3]}::text[], {p[4]}::uuid[], {p[5]}::uuid[], {p[6]}::uuid[],"
-        f" {p[7]}::text[], {p[8]}::text[], {p[9]}::text[], {p[11]}::text[], {p[12]}::text[]) WITH ORDINALITY"
+        f" SELECT e, ev, r, k, cb, c, reg, doc, rd::jsonb, m, ${first + 12}::bigint, tp, ts"
+        f" FROM unnest({array_params(first, _LEDGER_TYPES)}) WITH ORDINALITY"
         " AS t(e, ev, r, k, cb, c, reg, doc, rd, m, tp, ts, n) ORDER BY n"
         " ON CONFLICT (event_id, recipient, kind) DO NOTHING RETURNING id"
     )
+
+
+_LEDGER_TYPES = (
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "uuid",
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+)
 
 
 # The ids added, and the sender's wake-up (delivered at commit) when there are any; `channel` is the
@@ -252,9 +266,9 @@ def _ledger_columns(
         [p.document_number for p, _ in planned],
         [json.dumps(p.render_data) for p, _ in planned],
         [p.key.message_id(message_id_domain) for p, _ in planned],
-        resend_of,
         [t.get("traceparent") for _, t in planned],
         [t.get("tracestate") for _, t in planned],
+        resend_of,
     ]
 
 

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 from komponent_runtime import outbox
-from komponent_runtime.database import COPY_FROM_ROWS, Connection
+from komponent_runtime.database import COPY_FROM_ROWS, Connection, array_params, columns
 
 from komponent_registration.domain.course_book import CourseBook, CourseState, CourseStatus
 from komponent_registration.domain.registration import Registration, RegistrationStatus
@@ -67,16 +67,11 @@ _COURSE_UPDATE_TYPES = (
 )  # fmt: skip
 
 
-def _arrays(first: int, types: Sequence[str]) -> str:
-    """`$first::type[], ...`: one array parameter per column, numbered from `first`."""
-    return ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, start=first))
-
-
 def _insert_registrations(first: int) -> str:
     """New registration rows (`PendingWrite.inserted`) as arrays numbered from `$first`."""
     return (
         f"INSERT INTO registrations ({', '.join(_INSERT_COLUMNS)})"
-        f" SELECT * FROM unnest({_arrays(first, _INSERT_TYPES)})"
+        f" SELECT * FROM unnest({array_params(first, _INSERT_TYPES)})"
     )
 
 
@@ -88,15 +83,11 @@ def _update_courses(first: int) -> str:
         " starts_at = u.starts_at, deadline = u.deadline, status = u.status,"
         " deadline_passed = u.deadline_passed, next_queue_number = u.next_queue_number,"
         " version = u.version, write_token = u.write_token"
-        f" FROM unnest({_arrays(first, _COURSE_UPDATE_TYPES)})"
+        f" FROM unnest({array_params(first, _COURSE_UPDATE_TYPES)})"
         " AS u(course_id, capacity, seats_taken, starts_at, deadline, status, deadline_passed,"
         " next_queue_number, version, expected_version, write_token)"
         " WHERE c.course_id = u.course_id AND c.version = u.expected_version RETURNING c.course_id"
     )
-
-
-def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 _INSERT_FEW = _insert_registrations(1)
@@ -295,7 +286,7 @@ class CourseBooks:
         if not rows:
             return
         if len(rows) < COPY_FROM_ROWS:
-            await conn.execute(_INSERT_FEW, *_columns(rows))
+            await conn.execute(_INSERT_FEW, *columns(rows))
             return
         await conn.copy_records_to_table("registrations", records=rows, columns=_INSERT_COLUMNS)
 
@@ -327,7 +318,7 @@ class CourseBooks:
                 list(replaced_forms.values()),
             )
         if pending.courses:
-            written = await conn.fetch(_update_courses(1), *_columns(pending.courses))
+            written = await conn.fetch(_update_courses(1), *columns(pending.courses))
             self._written(pending, len(written))
         return self._persisted(pending)
 
@@ -343,13 +334,13 @@ class CourseBooks:
         args: list[object] = []
         if pending.inserted:
             parts.append(f"new AS ({_insert_registrations(len(args) + 1)})")
-            args += _columns(pending.inserted)
+            args += columns(pending.inserted)
         if outbox_rows:
             parts.append(f"events AS ({outbox.insert_rows_statement(len(args) + 1)})")
-            args += outbox.row_columns(outbox_rows)
+            args += columns(outbox_rows)
         if pending.courses:
             parts.append(f"courses AS ({_update_courses(len(args) + 1)})")
-            args += _columns(pending.courses)
+            args += columns(pending.courses)
         if not parts:
             return self._persisted(pending)
         counted = "(SELECT count(*) FROM courses)" if pending.courses else "0"
