@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 
+from komponent_runtime import inbox
 from komponent_runtime.broker import broker_publisher, make_broker
 from komponent_runtime.clock import Clock, SystemClock
 from komponent_runtime.consuming import EventConsumer
@@ -143,6 +144,10 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
     tasks = [
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(gauges.run(), name="gauges"),
+        asyncio.create_task(
+            inbox.prune_forever(pool, service.inbox_keep_seconds, service.inbox_prune_every_seconds),
+            name="inbox-pruning",
+        ),
     ]
     tasks += [
         asyncio.create_task(_supervised(loop), name=getattr(loop, "__name__", "loop"))
