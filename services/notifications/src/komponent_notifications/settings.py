@@ -24,6 +24,9 @@ class NotificationSettings(BaseSettings):
     smtp_password: str = Field("", validation_alias="SMTP_PASSWORD")
     smtp_pool_size: int = Field(4, ge=1, validation_alias="SMTP_POOL_SIZE")
     smtp_timeout_seconds: float = Field(30.0, validation_alias="SMTP_TIMEOUT_SECONDS")
+    smtp_max_messages_per_connection: int = Field(
+        1000, ge=1, validation_alias="SMTP_MAX_MESSAGES_PER_CONNECTION"
+    )
     billing_url: str = Field("http://127.0.0.1:8003", validation_alias="BILLING_URL")
     # This service's key at billing (scope `billing:documents`), to fetch invoice PDFs.
     billing_api_key: str = Field("", validation_alias="BILLING_API_KEY")
@@ -55,6 +58,7 @@ class NotificationSettings(BaseSettings):
             password=self.smtp_password,
             pool_size=self.smtp_pool_size,
             timeout_seconds=self.smtp_timeout_seconds,
+            max_messages_per_connection=self.smtp_max_messages_per_connection,
         )
 
     def identity(self) -> MailIdentity:

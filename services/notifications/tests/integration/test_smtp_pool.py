@@ -158,6 +158,98 @@ async def test_connection_is_recycled_after_the_per_connection_message_cap(
     assert len(handler.delivered) == 10
 
 
+class CappedRelay(ScriptedRelay):
+    """A relay with a per-connection message cap, past which it answers MAIL with 421 (Exchange's way) or,
+    with `hang_up`, closes the connection without a reply."""
+
+    def __init__(self, cap: int, *, hang_up: bool = False) -> None:
+        super().__init__()
+        self.cap = cap
+        self.hang_up = hang_up
+        self.accepted_on: dict[int, int] = {}  # id(session) -> messages accepted on that connection
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if self.accepted_on.get(id(session), 0) >= self.cap:
+            if self.hang_up:
+                assert server.transport is not None
+                server.transport.close()
+            return "421 4.3.2 Too many messages on this connection, closing"
+        envelope.mail_from = address
+        return "250 2.1.0 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        self.accepted_on[id(session)] = self.accepted_on.get(id(session), 0) + 1
+        return reply
+
+
+@pytest.fixture(params=["421", "hang-up"])
+def capped(request: pytest.FixtureRequest) -> Iterator[tuple[CountingController, CappedRelay]]:
+    handler = CappedRelay(3, hang_up=request.param == "hang-up")
+    controller = CountingController(handler, free_port())
+    controller.start()
+    controller.connections = 0
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()
+
+
+async def test_a_connection_closed_at_mail_sends_the_message_on_a_fresh_one_at_once(
+    capped: tuple[CountingController, CappedRelay],
+) -> None:
+    """A server's own cap, below ours: each message it turns away at MAIL goes out on a new connection in
+    the same attempt: no transient verdict, no backoff, nothing sent twice."""
+    controller, handler = capped
+    sleeps = RecordedSleeps()
+    async with pool_for(controller, sleeps, pool_size=1) as pool:
+        results = [await pool.deliver(message(f"d{n}@kommune.dk")) for n in range(10)]
+    assert all(r.accepted and r.attempts == 1 for r in results)
+    assert sleeps.requested == []
+    assert [e.rcpt_tos for e in handler.delivered] == [[f"d{n}@kommune.dk"] for n in range(10)]
+    assert controller.connections == 4  # 3 + 3 + 3 + 1
+    assert pool.connections_opened == 4
+
+
+async def test_the_verdict_of_a_message_moved_to_a_fresh_connection_is_recorded_once(
+    capped: tuple[CountingController, CappedRelay],
+) -> None:
+    controller, handler = capped
+    recorded: list[SendResult] = []
+
+    async def record(result: SendResult) -> None:
+        recorded.append(result)
+
+    async with pool_for(controller, RecordedSleeps(), pool_size=1) as pool:
+        for n in range(4):
+            assert (await pool.send_once(message(f"d{n}@kommune.dk"), record)).accepted
+    assert [r.accepted for r in recorded] == [True] * 4
+    assert len(handler.delivered) == 4
+    assert controller.connections == 2
+
+
+async def test_a_fresh_connection_turned_away_at_mail_is_a_verdict_not_a_loop() -> None:
+    """A server that refuses every MAIL with 421: each attempt opens one connection and gets a transient
+    verdict; the retry policy, not the pool, decides how often to try."""
+    handler = CappedRelay(0)
+    controller = CountingController(handler, free_port())
+    controller.start()
+    controller.connections = 0
+    sleeps = RecordedSleeps()
+    try:
+        async with pool_for(controller, sleeps, pool_size=1) as pool:
+            result = await pool.deliver(message("d@kommune.dk"))
+    finally:
+        controller.stop()
+    assert result.outcome is DeliveryOutcome.TRANSIENT
+    assert result.code == 421
+    assert result.attempts == 3
+    assert controller.connections == 3
+    assert handler.delivered == []
+
+
 async def test_greylisting_451_is_retried_with_backoff_and_then_delivered(
     relay: tuple[CountingController, ScriptedRelay],
 ) -> None:
