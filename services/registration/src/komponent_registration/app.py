@@ -36,6 +36,12 @@ def allocation_batch_max() -> int:
     return int(os.environ.get("REGISTRATION_BATCH_MAX", "2000"))
 
 
+def cached_books() -> int:
+    """Most seat books the allocator keeps between batches (`REGISTRATION_CACHED_BOOKS`): the courses
+    being booked, with room to spare; a book dropped past that is reloaded from its rows when needed."""
+    return int(os.environ.get("REGISTRATION_CACHED_BOOKS", "1000"))
+
+
 def tune_gc() -> None:
     """A batch creates tens of thousands of short-lived objects while the cached seat books stay; with
     the default thresholds, full collections rescan those books over and over (about 30 % of allocation
@@ -46,7 +52,7 @@ def tune_gc() -> None:
 
 
 def wire(rt: Runtime) -> ServiceParts:
-    handlers = Handlers(CourseBooks())
+    handlers = Handlers(CourseBooks(cached_books()))
     # One writer per partition and one transaction per fetched batch (ARCHITECTURE §4).
     rt.consumer(
         "allocation",

@@ -243,3 +243,37 @@ async def test_a_long_batch_written_in_parts_ends_as_small_batches_would(db: asy
     assert statuses["Tidligere"] == statuses["Deltager0"] == statuses["Deltager1000"] == "cancelled"
     assert [name for name, status, *_ in in_parts[0] if status == "confirmed"] == ["Deltager1", "Deltager2"]
     assert statuses["Deltager0 igen"] == "waitlisted"
+
+
+async def test_the_least_recently_used_book_is_dropped_past_the_cache_bound_and_reloaded_whole(
+    db: asyncpg.Pool,
+) -> None:
+    """Memory stays bounded by the number of books, whatever the number of courses ever booked; a course
+    whose book was dropped is booked from its rows: seats taken and the waiting list in order."""
+    books = CourseBooks(max_cached=2)
+    handlers = Handlers(books)
+    first, second, third = [await open_course(db, handlers, capacity=1) for _ in range(3)]
+    assert books.cached == [second, third]
+
+    await apply(db, handlers.allocation, [delivered(registration(first, "Anna"))])
+    assert books.cached == [third, first]
+    await apply(db, handlers.allocation, [delivered(registration(second, "Bo"))])
+    await apply(db, handlers.allocation, [delivered(registration(third, "Cai"))])
+    assert books.cached == [second, third]  # `first` dropped: its next batch reloads it
+
+    late = [registration(first, name) for name in ("Dorte", "Eik")]
+    await apply(db, handlers.allocation, [delivered(r) for r in late])
+    rows = await db.fetch(
+        "SELECT status, queue_number FROM registrations WHERE course_id = $1 ORDER BY source_offset", first
+    )
+    assert [(r["status"], r["queue_number"]) for r in rows] == [
+        ("confirmed", None),
+        ("waitlisted", 1),
+        ("waitlisted", 2),
+    ]
+    assert books.cached == [third, first]
+
+
+def test_a_cache_bound_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_cached"):
+        CourseBooks(max_cached=0)

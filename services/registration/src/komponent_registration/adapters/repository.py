@@ -175,11 +175,29 @@ class CourseBooks:
     for every batch would be wasted work (a hot course's list grows to thousands). A cached book is reused
     only when the locked course row still carries the `write_token` this process wrote with it; anything
     else (a rolled-back batch, another instance after a rebalance, a manual fix) forces a reload.
+
+    At most `max_cached` books are kept: courses end, and a book holds every registration of its course.
+    A batch takes its books out of the cache and puts them back at the end, so the cache is in order of
+    last use and the least recently used book is the one dropped; a dropped book is reloaded from its
+    rows if its course is ever written again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_cached: int = 1000) -> None:
+        if max_cached < 1:
+            raise ValueError("max_cached must be at least 1")
+        self._max_cached = max_cached
         self._cache: dict[UUID, tuple[UUID, CourseBook]] = {}
         self._locked_tokens: dict[UUID, UUID | None] = {}
+
+    @property
+    def cached(self) -> list[UUID]:
+        """The courses whose books are cached, least recently used first."""
+        return list(self._cache)
+
+    def _remember(self, course_id: UUID, token: UUID, book: CourseBook) -> None:
+        self._cache[course_id] = (token, book)
+        while len(self._cache) > self._max_cached:
+            del self._cache[next(iter(self._cache))]
 
     async def lock(self, conn: Connection, course_ids: Iterable[UUID]) -> dict[UUID, CourseBook]:
         """Lock the course rows (`FOR UPDATE`, in id order so two writers never deadlock) and return the
@@ -232,7 +250,7 @@ class CourseBooks:
             token,
         )
         book.mark_persisted()
-        self._cache[state.course_id] = (token, book)
+        self._remember(state.course_id, token, book)
 
     def pending(
         self, books: Iterable[CourseBook], sources: Mapping[UUID, Source], forms: Mapping[UUID, str]
@@ -361,11 +379,12 @@ class CourseBooks:
         rows' write tokens."""
         for book in pending.changed:
             book.mark_persisted()
-            self._cache[book.course_id] = (pending.tokens[book.course_id], book)
+            self._locked_tokens.pop(book.course_id, None)
+            self._remember(book.course_id, pending.tokens[book.course_id], book)
         for book in pending.unchanged:
-            row_token = self._locked_tokens.get(book.course_id)
+            row_token = self._locked_tokens.pop(book.course_id, None)
             if row_token is not None:
-                self._cache[book.course_id] = (row_token, book)
+                self._remember(book.course_id, row_token, book)
         return set(pending.tokens)
 
     def forget(self, course_ids: Iterable[UUID]) -> None:
