@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import uuid
@@ -77,17 +78,24 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def relay() -> Iterator[tuple[CountingController, ScriptedRelay]]:
-    handler = ScriptedRelay()
+@contextlib.contextmanager
+def serving(handler: ScriptedRelay) -> Iterator[CountingController]:
+    """An SMTP server on a free port for the block, counting only the connections made in it."""
     controller = CountingController(handler, free_port())
     controller.start()
     # start() itself opens one probe connection to see the server is up; count only ours.
     controller.connections = 0
     try:
-        yield controller, handler
+        yield controller
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[CountingController, ScriptedRelay]]:
+    handler = ScriptedRelay()
+    with serving(handler) as controller:
+        yield controller, handler
 
 
 class RecordedSleeps:
@@ -188,13 +196,8 @@ class CappedRelay(ScriptedRelay):
 @pytest.fixture(params=["421", "hang-up"])
 def capped(request: pytest.FixtureRequest) -> Iterator[tuple[CountingController, CappedRelay]]:
     handler = CappedRelay(3, hang_up=request.param == "hang-up")
-    controller = CountingController(handler, free_port())
-    controller.start()
-    controller.connections = 0
-    try:
+    with serving(handler) as controller:
         yield controller, handler
-    finally:
-        controller.stop()
 
 
 async def test_a_connection_closed_at_mail_sends_the_message_on_a_fresh_one_at_once(
@@ -234,15 +237,10 @@ async def test_a_fresh_connection_turned_away_at_mail_is_a_verdict_not_a_loop() 
     """A server that refuses every MAIL with 421: each attempt opens one connection and gets a transient
     verdict; the retry policy, not the pool, decides how often to try."""
     handler = CappedRelay(0)
-    controller = CountingController(handler, free_port())
-    controller.start()
-    controller.connections = 0
     sleeps = RecordedSleeps()
-    try:
+    with serving(handler) as controller:
         async with pool_for(controller, sleeps, pool_size=1) as pool:
             result = await pool.deliver(message("d@kommune.dk"))
-    finally:
-        controller.stop()
     assert result.outcome is DeliveryOutcome.TRANSIENT
     assert result.code == 421
     assert result.attempts == 3
