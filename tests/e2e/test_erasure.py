@@ -21,7 +21,7 @@ import pytest
 from komponent_catalogue.domain.wall_clock import COPENHAGEN
 from komponent_catalogue.load_seed import Api, load
 from komponent_contracts import CloudEvent, topics
-from komponent_contracts.events import InvoiceDue
+from komponent_contracts.events import DeadlinePassed, InvoiceDue
 from komponent_contracts.examples import buyer
 from komponent_runtime.auth import LOCAL_DEV_KEY
 from komponent_runtime.settings import DatabaseSettings
@@ -236,3 +236,106 @@ async def test_erasure_anonymises_everything_but_the_issued_invoice(platform: Pl
             f"{reg}/admin/erasures", json={"email": ERASED["email"]}, headers=ADMIN_HEADERS
         )
         assert again.status_code == 202 and again.json()["registrations"] == []
+
+
+LEAVER = {
+    "name": "Lærke Overdrager Gåvæk",
+    "email": f"laerke.gaavaek.{uuid.uuid4().hex[:8]}@vejle.dk",
+    "job_title": "Visitator i hjemmeplejen",
+    "phone": "+45 75 76 77 78",
+}
+COLLEAGUE = {
+    "name": "Kollega Overtager Pladsen",
+    "email": f"kollega.overtager.{uuid.uuid4().hex[:8]}@vejle.dk",
+    "job_title": "Sygeplejerske",
+}
+
+
+async def test_erasure_of_a_participant_who_handed_their_seat_to_a_colleague(platform: Platform) -> None:
+    """A binding participant sends a colleague instead, then asks to be erased. The registration is the
+    colleague's and stays so, with their data; nothing but billing's issued documents holds the person
+    who left: not registration's record of who left, not their own emails (confirmation, "you handed
+    over your seat"), not the mentions of them in the colleague's email."""
+    course = load(SEED_PAGE, Api(platform.url("catalogue"), LOCAL_DEV_KEY), datetime.now(COPENHAGEN).date())
+    course_id = course["course_id"]
+    reg, notif = platform.url("registration"), platform.url("notifications")
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def course_known() -> bool:
+            return (
+                await client.get(f"{reg}/courses/{course_id}/registrations", headers=ADMIN_HEADERS)
+            ).status_code == 200
+
+        await wait_until(course_known, what="registration knows the course")
+        rid = await _register(client, platform, course_id, LEAVER)
+
+        async def confirmed() -> bool:
+            answer = await client.get(f"{reg}/registrations/{rid}")
+            return answer.status_code == 200 and answer.json()["status"] == "confirmed"
+
+        await wait_until(confirmed, what="confirmed")
+        # The deadline passes (as the catalogue's timer would say): the seat is binding and can be handed over.
+        deadline = datetime.fromisoformat(course["schedule"]["registration_deadline"])
+        now = datetime.now(COPENHAGEN)
+        passed = DeadlinePassed(
+            course_id=uuid.UUID(course_id), due_at=deadline, fired_at=now, lateness_seconds=0.0
+        )
+        await produce(
+            platform.topic_prefix + topics.COURSE_CALENDAR, [CloudEvent(passed, source="/test/erasure")]
+        )
+
+        async def binding() -> bool:
+            return bool((await client.get(f"{reg}/registrations/{rid}")).json()["binding"])
+
+        await wait_until(binding, what="binding after the deadline")
+        answer = await client.post(
+            f"{reg}/registrations/{rid}/substitution", json={"new_participant": COLLEAGUE}
+        )
+        assert answer.status_code == 202, answer.text
+
+        async def both_told() -> bool:
+            to = " ".join(str(m["To"]) for m in platform.smtp.messages())
+            return LEAVER["email"] in to and COLLEAGUE["email"] in to
+
+        await wait_until(both_told, timeout=60, what="the substitution emails to both")
+
+        async def erase() -> bool:
+            answer = await client.post(
+                f"{reg}/admin/erasures", json={"email": LEAVER["email"]}, headers=ADMIN_HEADERS
+            )
+            assert answer.status_code in (202, 409), answer.text
+            if answer.status_code == 202:
+                assert answer.json()["registrations"] == []
+                assert answer.json()["handed_over"] == [{"course_id": course_id, "registration_id": rid}]
+            return answer.status_code == 202
+
+        await wait_until(erase, what="the erasure accepted")
+
+        databases = {name: platform.services[name].database for name in SERVICES}
+
+        still: list[str] = []
+
+        async def gone_from_notifications() -> bool:
+            still[:] = _found(await _database_text(databases["notifications"]), LEAVER)
+            return not still
+
+        try:
+            await wait_until(gone_from_notifications, timeout=60, what="notifications to scrub the leaver")
+        except AssertionError as timed_out:
+            raise AssertionError(f"notifications still holds: {still}") from timed_out
+        for name in ("registration", "catalogue"):
+            texts = await _database_text(databases[name])
+            assert not _found(texts, LEAVER), f"{name} still holds: {_found(texts, LEAVER)}"
+        billing = await _database_text(databases["billing"], skip_tables=frozenset({"billing_document"}))
+        assert not _found(billing, LEAVER), f"billing still holds: {_found(billing, LEAVER)}"
+        # The colleague keeps the seat, their data and their emails.
+        assert _found(await _database_text(databases["registration"]), COLLEAGUE)
+        assert _found(await _database_text(databases["notifications"]), {"email": COLLEAGUE["email"]})
+        status = (await client.get(f"{reg}/registrations/{rid}")).json()
+        assert status["status"] == "confirmed" and status["binding"] is True
+        log = (
+            await client.get(f"{notif}/emails", params={"registration_id": rid}, headers=ADMIN_HEADERS)
+        ).json()
+        kinds = {e["kind"] for e in log}
+        assert {"registration_confirmed", "substituted_out", "substituted_in"} <= kinds, log
+        assert LEAVER["email"] not in str(log) and LEAVER["name"] not in str(log)

@@ -22,6 +22,8 @@ from komponent_contracts.events import (
     EmailFailed,
     EmailSent,
     Event,
+    FormerParticipantDataErased,
+    HandedOver,
     InvoiceDue,
     InvoiceIssued,
     Participant,
@@ -234,6 +236,16 @@ def all_examples() -> list[Event]:
             binding=True,
         ),
         ParticipantDataErased(course_id=COURSE_ID, registration_ids=[REGISTRATION_ID], erased_at=NOW),
+        FormerParticipantDataErased(
+            course_id=COURSE_ID,
+            handed_over=[
+                HandedOver(
+                    registration_id=REGISTRATION_ID,
+                    substitution_event_id=UUID("5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"),
+                )
+            ],
+            erased_at=NOW,
+        ),
         invoice_issued(),
         CreditNoteIssued(
             **{**invoice_issued().model_dump(), "document_number": "K-2023-00001"},

@@ -18,6 +18,8 @@ from komponent_contracts.events.course import (
 )
 from komponent_contracts.events.email import EmailFailed, EmailKind, EmailSent
 from komponent_contracts.events.registration import (
+    FormerParticipantDataErased,
+    HandedOver,
     ParticipantDataErased,
     ParticipantSubstituted,
     RegistrationBecameBinding,
@@ -60,6 +62,8 @@ __all__ = [
     "EmailKind",
     "EmailSent",
     "Event",
+    "FormerParticipantDataErased",
+    "HandedOver",
     "InvoiceDue",
     "InvoiceIssued",
     "Participant",

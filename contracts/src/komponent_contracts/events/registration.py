@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from komponent_contracts import topics
 from komponent_contracts.events.base import Event, register
-from komponent_contracts.events.values import Buyer, Participant
+from komponent_contracts.events.values import Buyer, Participant, Value
 
 
 @register
@@ -163,4 +163,28 @@ class ParticipantDataErased(Event):
 
     course_id: UUID
     registration_ids: Annotated[list[UUID], Field(min_length=1, max_length=10_000)]
+    erased_at: AwareDatetime
+
+
+class HandedOver(Value):
+    """A registration a participant handed over to a colleague: the registration and the CloudEvents id of
+    the `ParticipantSubstituted` event that replaced them."""
+
+    registration_id: UUID
+    substitution_event_id: UUID
+
+
+@register
+class FormerParticipantDataErased(Event):
+    """A participant who handed these registrations of one course over to colleagues had their personal
+    data erased on request (GDPR art. 17). The registrations now belong to the colleagues, who keep theirs:
+    each consumer anonymises only what it holds about the person each named `ParticipantSubstituted`
+    event replaced (their emails, their name in the colleague's emails). Ids only, like
+    `ParticipantDataErased`. Keyed by course."""
+
+    ce_type: ClassVar[str] = "dk.komponent.registration.former-participant-data-erased.v1"
+    topic: ClassVar[str] = topics.REGISTRATION
+
+    course_id: UUID
+    handed_over: Annotated[list[HandedOver], Field(min_length=1, max_length=10_000)]
     erased_at: AwareDatetime

@@ -57,6 +57,7 @@ def wire(rt: Runtime) -> ServiceParts:
             ev.RegistrationCancelled,
             ev.ParticipantSubstituted,
             ev.ParticipantDataErased,
+            ev.FormerParticipantDataErased,
         )
     }
     rt.consumer("registration-emails", topics.REGISTRATION, registration_types).handle_batches(

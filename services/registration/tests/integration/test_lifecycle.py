@@ -14,6 +14,8 @@ from uuid import UUID, uuid4
 import pytest
 from komponent_contracts import CloudEvent
 from komponent_contracts.events import (
+    FormerParticipantDataErased,
+    ParticipantDataErased,
     ParticipantSubstituted,
     RegistrationBecameBinding,
     RegistrationCancelled,
@@ -238,6 +240,56 @@ async def test_substitution_of_a_binding_seat_and_refusals(stack: Any) -> None:
         listing = (await client.get(f"/courses/{course_id}/registrations", headers=ADMIN_HEADERS)).json()
     assert listing["registrations"][0]["participant"]["email"] == "aase@kommune.dk"
     assert listing["registrations"][0]["terms_version"] == "2026-01"  # only participant and buyer replaced
+
+
+async def test_erasure_of_a_participant_who_handed_their_seat_over(stack: Any) -> None:
+    """The registration names the colleague now and stays theirs; the erasure finds it by the record of
+    who left it, names the substitution in FormerParticipantDataErased and forgets the record."""
+    await stack.start()
+    course_id = await stack.publish_course(capacity=5, deadline_in=timedelta(days=-1))  # binding at once
+    reg = stack.registration(course_id, 1)
+    await stack.produce([reg])
+    await wait_until(lambda: _count_is(stack, course_id, 1), what="allocated")
+    colleague = {"name": "Åse Ødegård", "email": "aase.erasure@kommune.dk", "job_title": "Chefkonsulent"}
+    async with stack.http() as client:
+        response = await client.post(
+            f"/registrations/{reg.data.registration_id}/substitution", json={"new_participant": colleague}
+        )
+        assert response.status_code == 202
+    events = await stack.outcomes(course_id, until=3)
+    substitution = next(e for e in events if isinstance(e.data, ParticipantSubstituted))
+    left = str(reg.data.participant.email)
+    assert await stack.pool.fetchval(
+        "SELECT count(*) FROM former_participants WHERE participant_email = $1", left.lower()
+    )
+
+    async with stack.http() as client:
+
+        async def erased() -> bool:
+            answer = await client.post("/admin/erasures", json={"email": left}, headers=ADMIN_HEADERS)
+            assert answer.status_code in (202, 409), answer.text
+            if answer.status_code == 409:  # the substitution's events are still being published
+                return False
+            assert answer.json()["registrations"] == []
+            assert answer.json()["handed_over"] == [
+                {"course_id": str(course_id), "registration_id": str(reg.data.registration_id)}
+            ]
+            return True
+
+        await wait_until(erased, what="the erasure accepted")
+        again = await client.post("/admin/erasures", json={"email": left}, headers=ADMIN_HEADERS)
+        assert (again.json()["registrations"], again.json()["handed_over"]) == ([], [])
+        listing = (await client.get(f"/courses/{course_id}/registrations", headers=ADMIN_HEADERS)).json()
+    # The colleague keeps the seat and their data.
+    assert listing["registrations"][0]["participant"]["email"] == colleague["email"]
+    assert not await stack.pool.fetchval("SELECT count(*) FROM former_participants")
+
+    events = await stack.outcomes(course_id, until=4)
+    erasures = [e.data for e in events if isinstance(e.data, FormerParticipantDataErased)]
+    assert [(h.registration_id, h.substitution_event_id) for e in erasures for h in e.handed_over] == [
+        (reg.data.registration_id, substitution.id)
+    ]
+    assert not [e for e in events if isinstance(e.data, ParticipantDataErased)]
 
 
 async def test_duplicate_participant_and_unknown_course_get_an_answer(stack: Any) -> None:

@@ -391,6 +391,21 @@ async def projected_people(conn: Connection, registration_ids: Sequence[UUID]) -
     )
 
 
+async def told_of_substitution(conn: Connection, handed_over: Sequence[tuple[UUID, UUID]]) -> list[Any]:
+    """Recipient and render data of the `substituted_out` emails of these (registration, ParticipantSubstituted
+    event) pairs: the people the substitutions replaced. Resends of one email repeat one recipient."""
+    return list(
+        await conn.fetch(
+            "SELECT DISTINCT l.registration_id, l.caused_by, l.recipient, l.render_data FROM send_ledger l"
+            " JOIN unnest($1::uuid[], $2::uuid[]) AS h(registration_id, event_id)"
+            "   ON l.registration_id = h.registration_id AND l.caused_by = h.event_id"
+            " WHERE l.kind = 'substituted_out'",
+            [r for r, _ in handed_over],
+            [e for _, e in handed_over],
+        )
+    )
+
+
 async def replace_people(conn: Connection, rows: Sequence[tuple[UUID, Any, Any]]) -> None:
     await conn.executemany(
         "UPDATE registration_projection SET participant = $2::jsonb, buyer = $3::jsonb, updated_at = now()"
@@ -402,7 +417,8 @@ async def replace_people(conn: Connection, rows: Sequence[tuple[UUID, Any, Any]]
 async def course_ledger(conn: Connection, course_id: UUID) -> list[Any]:
     return list(
         await conn.fetch(
-            "SELECT id, email_id, registration_id, recipient, render_data, last_reply, status FROM send_ledger"
+            "SELECT id, email_id, caused_by, registration_id, recipient, render_data, last_reply, status"
+            " FROM send_ledger"
             " WHERE course_id = $1 ORDER BY id FOR UPDATE",
             course_id,
         )

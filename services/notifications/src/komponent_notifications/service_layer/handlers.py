@@ -44,10 +44,14 @@ class Handlers:
         # on its own, in its place, between the runs around it.
         run: list[Delivery] = []
         for delivery in deliveries:
-            if isinstance(delivery.event.data, ev.ParticipantDataErased):
+            data = delivery.event.data
+            if isinstance(data, ev.ParticipantDataErased | ev.FormerParticipantDataErased):
                 await self._plan_outcomes(conn, run)
                 run = []
-                await erasure.erase(conn, delivery.event.data)
+                if isinstance(data, ev.ParticipantDataErased):
+                    await erasure.erase(conn, data)
+                else:
+                    await erasure.erase_former(conn, data)
             else:
                 run.append(delivery)
         await self._plan_outcomes(conn, run)

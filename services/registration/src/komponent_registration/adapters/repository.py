@@ -415,6 +415,33 @@ async def record_refusals(
         )
 
 
+# (substitution event id, registration id, course id, the normalised address of who left, when)
+HandOver = tuple[UUID, UUID, UUID, str, datetime]
+
+
+async def record_handed_over(conn: Connection, handed_over: Sequence[HandOver]) -> None:
+    """Who each substitution replaced, so an erasure request from them finds the registration."""
+    if handed_over:
+        await conn.executemany(
+            "INSERT INTO former_participants"
+            " (substitution_event_id, registration_id, course_id, participant_email, substituted_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            handed_over,
+        )
+
+
+async def take_handed_over_by(conn: Connection, email: str) -> list[asyncpg.Record]:
+    """The registrations this normalised address handed over (substitution event, registration, course),
+    forgotten here: the erasure that asks is the last use of the address."""
+    return list(
+        await conn.fetch(
+            "DELETE FROM former_participants WHERE participant_email = $1"
+            " RETURNING substitution_event_id, registration_id, course_id",
+            email,
+        )
+    )
+
+
 # ------------------------------------------------------------------------------------------ read model
 
 

@@ -124,8 +124,9 @@ def build_router(pool: asyncpg.Pool, clock: Clock) -> APIRouter:
         dependencies=[Depends(require_scope("registration:admin"))],
     )
     async def erase(body: ErasureBody) -> dict[str, Any]:
-        """Erase a participant's personal data (GDPR art. 17) from every registration with this address.
-        Accepted: registration is anonymised now; notifications and billing follow via events."""
+        """Erase a participant's personal data (GDPR art. 17) from every registration with this address,
+        and from what is kept about registrations they handed over to a colleague. Accepted: registration
+        is anonymised now; notifications and billing follow via events."""
         try:
             done = await erasure.erase_participant(pool, clock, str(body.email))
         except erasure.ErasurePending:
@@ -139,6 +140,12 @@ def build_router(pool: asyncpg.Pool, clock: Clock) -> APIRouter:
             "registrations": [
                 {"course_id": str(course_id), "registration_id": str(rid)}
                 for course_id, rids in done.registrations.items()
+                for rid in rids
+            ],
+            # Registrations they handed over: the colleagues keep them and their own data.
+            "handed_over": [
+                {"course_id": str(course_id), "registration_id": str(rid)}
+                for course_id, rids in done.handed_over.items()
                 for rid in rids
             ],
         }

@@ -33,8 +33,10 @@ from pydantic_core import to_json
 from komponent_registration.adapters import outbox_rows
 from komponent_registration.adapters.repository import (
     CourseBooks,
+    HandOver,
     PendingWrite,
     Source,
+    record_handed_over,
     record_refusals,
     registration_details,
 )
@@ -49,6 +51,7 @@ from komponent_registration.domain.commands import (
     Substitute,
 )
 from komponent_registration.domain.course_book import CourseBook, CourseStatus, reject_for_unknown_course
+from komponent_registration.domain.erasure import normalise_email
 from komponent_registration.domain.events import RejectionReason
 
 SOURCE = "/registration"
@@ -259,6 +262,8 @@ async def apply_requests(conn: Connection, books: CourseBooks, requests: Sequenc
                 writes.then(partial(outbox_rows.insert, conn, out))
             writes.then(partial(books.write_back, conn, pending, _replaced_forms(answers, people)))
         writes.then(partial(record_refusals, conn, answers.refusals))
+        if answers.handed_over:
+            writes.then(partial(record_handed_over, conn, answers.handed_over))
         await writes.done()
     except BaseException:
         # Whatever went wrong, the connection must be idle before the transaction is rolled back.
@@ -404,6 +409,7 @@ class _Outcomes:
         self.counts: dict[str, int] = {}
         self.refusals: list[Refusal] = []
         self.substituted: set[UUID] = set()
+        self.handed_over: list[HandOver] = []
 
     def rows(self, answered: Sequence[tuple[Request, list[domain.CourseEvent]]]) -> list[OutboxRow]:
         out: list[OutboxRow] = []
@@ -442,7 +448,18 @@ class _Outcomes:
                     event = _to_contract(outcome, request, self.people, self.substituted, self.refusals)
                     if event is None:
                         continue
-                    row = self._rows.event(event, _outcome_id(request.event_id, index), trace)
+                    event_id = _outcome_id(request.event_id, index)
+                    if isinstance(event, contract.ParticipantSubstituted):
+                        self.handed_over.append(
+                            (
+                                event_id,
+                                event.registration_id,
+                                event.course_id,
+                                normalise_email(str(event.previous_participant.email)),
+                                event.occurred_at,
+                            )
+                        )
+                    row = self._rows.event(event, event_id, trace)
                     label = _OUTCOMES.get(type(event))
                 out.append(row)
                 if label is not None:
