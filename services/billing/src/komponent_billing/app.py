@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from komponent_contracts import topics
@@ -22,7 +23,7 @@ from komponent_runtime.service import Runtime, ServiceParts
 from .adapters.access_point import FolderAccessPoint
 from .adapters.artefacts import OfficialArtefacts
 from .adapters.einvoice_validation import EInvoiceValidator
-from .config import BillingSettings
+from .config import BillingSettings, SellerSettings
 from .domain.documents import PaymentTerms
 from .domain.reminders import ReminderPolicy
 from .entrypoints.consumers import BillingConsumers
@@ -34,13 +35,20 @@ from .service_layer.receivables import deliver_pending, send_due_reminders
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+log = logging.getLogger(__name__)
+
+
 def build_context(rt: Runtime, settings: BillingSettings) -> BillingContext:
     # The official rules are compiled once, at start-up; a missing rule set stops the service here
     # (RulesNotInstalled) rather than letting it issue unvalidated documents.
     validator = EInvoiceValidator()
+    seller = SellerSettings().seller()  # a wrong or (when required) placeholder seller stops start-up
+    if seller.is_placeholder:
+        log.warning("the seller's CVR, bank account or IBAN is a placeholder: set BILLING_SELLER_*")
     return BillingContext(
         artefacts=OfficialArtefacts(validator),
         clock=rt.clock,
+        seller=seller,
         payment_terms=PaymentTerms(settings.payment_days),
         reminders=ReminderPolicy(fees_enabled=settings.reminder_fees_enabled),
         delivery_format=settings.delivery_format.value,

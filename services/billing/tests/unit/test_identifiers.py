@@ -13,6 +13,7 @@ from komponent_billing.domain.identifiers import (
     is_valid_ean,
     normalise_cvr,
     normalise_ean,
+    normalise_iban,
 )
 from komponent_contracts import identifiers as contracts_ids
 
@@ -91,3 +92,21 @@ def test_ean_check_agrees_with_the_contracts_package(candidate: str) -> None:
 @given(st.text(alphabet="0123456789", min_size=8, max_size=8))
 def test_cvr_check_agrees_with_the_contracts_package(candidate: str) -> None:
     assert is_valid_cvr(candidate) == contracts_ids.is_valid_cvr(candidate)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("DK50 0040 0440 1162 43", "DK5000400440116243"),
+        ("dk5000400440116243", "DK5000400440116243"),
+        ("GB82 WEST 1234 5698 7654 32", "GB82WEST12345698765432"),
+    ],
+)
+def test_iban_is_normalised_after_the_mod_97_check(raw: str, normalised: str) -> None:
+    assert normalise_iban(raw) == normalised
+
+
+@pytest.mark.parametrize("raw", ["DK50 0040 0440 1162 44", "DK5000400440116", "5000400440116243", ""])
+def test_a_wrong_iban_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidIdentifier):
+        normalise_iban(raw)

@@ -64,3 +64,17 @@ def is_valid_cvr(raw: str) -> bool:
     except InvalidIdentifier:
         return False
     return True
+
+
+def normalise_iban(raw: str) -> str:
+    """``DK50 0040 0440 1162 43`` → ``DK5000400440116243`` after the ISO 13616 check: two letters, two check
+    digits, the account; mod 97 of the rearranged number is 1. A Danish IBAN is 18 characters."""
+    iban = _SEPARATORS.sub("", raw).upper()
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", iban):
+        raise InvalidIdentifier(f"IBAN must be a country code, 2 check digits and the account, got {raw!r}")
+    if iban.startswith("DK") and len(iban) != 18:
+        raise InvalidIdentifier(f"a Danish IBAN has 18 characters, got {len(iban)}")
+    digits = "".join(str(int(c, 36)) for c in iban[4:] + iban[:4])
+    if int(digits) % 97 != 1:
+        raise InvalidIdentifier(f"IBAN {iban} fails the mod-97 check")
+    return iban

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from .identifiers import InvalidIdentifier, normalise_cvr, normalise_ean
+from .identifiers import InvalidIdentifier, normalise_cvr, normalise_ean, normalise_iban
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +49,35 @@ class SellerConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cvr", normalise_cvr(self.cvr))
 
+    @classmethod
+    def configured(cls, **fields: Any) -> SellerConfig:
+        """A seller from configuration, its payment details checked too (`InvalidIdentifier`): the IBAN's
+        mod-97, a 4-digit reg.nr., an account of up to 10 digits, an 8- or 11-character BIC. (A seller read
+        back from an issued document is taken as it was issued.)"""
+        seller = cls(**{**fields, "iban": normalise_iban(str(fields["iban"]))})
+        if not re.fullmatch(r"\d{4}", seller.bank_registration_number):
+            raise InvalidIdentifier(f"bank reg.nr. must be 4 digits, got {seller.bank_registration_number!r}")
+        if not re.fullmatch(r"\d{1,10}", seller.bank_account_number):
+            raise InvalidIdentifier(f"bank account must be 1-10 digits, got {seller.bank_account_number!r}")
+        if not re.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?", seller.bic):
+            raise InvalidIdentifier(f"BIC must be 8 or 11 letters and digits, got {seller.bic!r}")
+        return seller
+
+    @property
+    def is_placeholder(self) -> bool:
+        """Still the made-up CVR, bank account or IBAN of `KOMPONENT`: never on an invoice to be paid."""
+        return not _PLACEHOLDER_VALUES.isdisjoint({self.cvr, self.bank_account_number, self.iban})
+
     @property
     def vat_number(self) -> str:
         """Danish VAT number as written in PartyTaxScheme (DK-R-015): ``DK`` + CVR."""
         return f"DK{self.cvr}"
 
 
-# Plausible defaults for Komponent. The CVR, bank and IBAN are PLACEHOLDERS (mod-11 / format valid) until
-# the client gives the real values; settings override every field.
+# Plausible defaults for Komponent. The CVR, bank account and IBAN are PLACEHOLDERS (checksums valid) until
+# the client gives the real values: `BILLING_SELLER_*` settings override every field (config.SellerSettings).
+_PLACEHOLDER_VALUES = frozenset({"25525701", "0001234567", "DK0812340001234567"})
+
 KOMPONENT = SellerConfig(
     legal_name="Komponent – Kommunernes Udviklingscenter",
     trading_name="Komponent",
@@ -66,7 +88,7 @@ KOMPONENT = SellerConfig(
     web="www.komponent.dk",
     bank_registration_number="1234",
     bank_account_number="0001234567",
-    iban="DK5012340001234567",
+    iban="DK0812340001234567",
     bic="DABADKKK",
     terms_url="https://www.komponent.dk/betingelser",
 )
