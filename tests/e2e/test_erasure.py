@@ -89,6 +89,15 @@ def _found(texts: dict[str, str], person: dict[str, str]) -> list[str]:
     return hits
 
 
+async def _held_only_in_issued_documents(databases: dict[str, str], person: dict[str, str]) -> None:
+    """No database of the platform holds `person`, except billing's issued documents (bookkeeping law)."""
+    for name in ("registration", "notifications", "catalogue"):
+        texts = await _database_text(databases[name])
+        assert not _found(texts, person), f"{name} still holds: {_found(texts, person)}"
+    billing = await _database_text(databases["billing"], skip_tables=frozenset({"billing_document"}))
+    assert not _found(billing, person), f"billing still holds: {_found(billing, person)}"
+
+
 async def _register(
     client: httpx.AsyncClient, platform: Platform, course_id: str, person: dict[str, str]
 ) -> str:
@@ -101,18 +110,22 @@ async def _register(
     return rid
 
 
-async def test_erasure_anonymises_everything_but_the_issued_invoice(platform: Platform) -> None:
+async def _seed_course_known_to_registration(platform: Platform, client: httpx.AsyncClient) -> dict[str, Any]:
+    """The seed course, published and projected by registration (so it takes registrations)."""
     course = load(SEED_PAGE, Api(platform.url("catalogue"), LOCAL_DEV_KEY), datetime.now(COPENHAGEN).date())
-    course_id = course["course_id"]
+    listing = f"{platform.url('registration')}/courses/{course['course_id']}/registrations"
+
+    async def course_known() -> bool:
+        return (await client.get(listing, headers=ADMIN_HEADERS)).status_code == 200
+
+    await wait_until(course_known, what="registration knows the course")
+    return course
+
+
+async def test_erasure_anonymises_everything_but_the_issued_invoice(platform: Platform) -> None:
     reg, bill, notif = platform.url("registration"), platform.url("billing"), platform.url("notifications")
     async with httpx.AsyncClient(timeout=10) as client:
-
-        async def course_known() -> bool:
-            return (
-                await client.get(f"{reg}/courses/{course_id}/registrations", headers=ADMIN_HEADERS)
-            ).status_code == 200
-
-        await wait_until(course_known, what="registration knows the course")
+        course_id = (await _seed_course_known_to_registration(platform, client))["course_id"]
         erased_id = await _register(client, platform, course_id, ERASED)
         kept_id = await _register(client, platform, course_id, KEPT)
 
@@ -204,11 +217,7 @@ async def test_erasure_anonymises_everything_but_the_issued_invoice(platform: Pl
         await wait_until(applied_downstream, timeout=60, what="notifications and billing anonymised")
 
         # Nowhere but inside billing's issued documents.
-        for name in ("registration", "notifications", "catalogue"):
-            texts = await _database_text(databases[name])
-            assert not _found(texts, ERASED), f"{name} still holds: {_found(texts, ERASED)}"
-        billing = await _database_text(databases["billing"], skip_tables=frozenset({"billing_document"}))
-        assert not _found(billing, ERASED), f"billing still holds: {_found(billing, ERASED)}"
+        await _held_only_in_issued_documents(databases, ERASED)
         # The other participant is untouched (and the search above would have found data).
         assert _found(await _database_text(databases["registration"]), KEPT)
         assert _found(await _database_text(databases["notifications"]), {"email": KEPT["email"]})
@@ -256,17 +265,10 @@ async def test_erasure_of_a_participant_who_handed_their_seat_to_a_colleague(pla
     colleague's and stays so, with their data; nothing but billing's issued documents holds the person
     who left: not registration's record of who left, not their own emails (confirmation, "you handed
     over your seat"), not the mentions of them in the colleague's email."""
-    course = load(SEED_PAGE, Api(platform.url("catalogue"), LOCAL_DEV_KEY), datetime.now(COPENHAGEN).date())
-    course_id = course["course_id"]
     reg, notif = platform.url("registration"), platform.url("notifications")
     async with httpx.AsyncClient(timeout=10) as client:
-
-        async def course_known() -> bool:
-            return (
-                await client.get(f"{reg}/courses/{course_id}/registrations", headers=ADMIN_HEADERS)
-            ).status_code == 200
-
-        await wait_until(course_known, what="registration knows the course")
+        course = await _seed_course_known_to_registration(platform, client)
+        course_id = course["course_id"]
         rid = await _register(client, platform, course_id, LEAVER)
 
         async def confirmed() -> bool:
@@ -323,11 +325,7 @@ async def test_erasure_of_a_participant_who_handed_their_seat_to_a_colleague(pla
             await wait_until(gone_from_notifications, timeout=60, what="notifications to scrub the leaver")
         except AssertionError as timed_out:
             raise AssertionError(f"notifications still holds: {still}") from timed_out
-        for name in ("registration", "catalogue"):
-            texts = await _database_text(databases[name])
-            assert not _found(texts, LEAVER), f"{name} still holds: {_found(texts, LEAVER)}"
-        billing = await _database_text(databases["billing"], skip_tables=frozenset({"billing_document"}))
-        assert not _found(billing, LEAVER), f"billing still holds: {_found(billing, LEAVER)}"
+        await _held_only_in_issued_documents(databases, LEAVER)
         # The colleague keeps the seat, their data and their emails.
         assert _found(await _database_text(databases["registration"]), COLLEAGUE)
         assert _found(await _database_text(databases["notifications"]), {"email": COLLEAGUE["email"]})

@@ -199,20 +199,26 @@ async def test_course_cancellation_cancels_everyone_unbilled_and_refuses_later_r
     )
 
 
-async def test_substitution_of_a_binding_seat_and_refusals(stack: Any) -> None:
-    await stack.start()
-    course_id = await stack.publish_course(
-        capacity=5, deadline_in=timedelta(days=-1)
-    )  # late: binding at once
+async def _binding_registration_handed_to(stack: Any, colleague: dict[str, str]) -> tuple[UUID, Any]:
+    """A course past its deadline (a registration is binding at once), one registration on it, and the
+    substitution request handing it to `colleague`."""
+    course_id = await stack.publish_course(capacity=5, deadline_in=timedelta(days=-1))
     reg = stack.registration(course_id, 1)
     await stack.produce([reg])
     await wait_until(lambda: _count_is(stack, course_id, 1), what="allocated")
-    colleague = {"name": "Åse Ødegård", "email": "aase@kommune.dk", "job_title": "Chefkonsulent"}
     async with stack.http() as client:
         response = await client.post(
             f"/registrations/{reg.data.registration_id}/substitution", json={"new_participant": colleague}
         )
         assert response.status_code == 202
+    return course_id, reg
+
+
+async def test_substitution_of_a_binding_seat_and_refusals(stack: Any) -> None:
+    await stack.start()
+    colleague = {"name": "Åse Ødegård", "email": "aase@kommune.dk", "job_title": "Chefkonsulent"}
+    course_id, reg = await _binding_registration_handed_to(stack, colleague)
+    async with stack.http() as client:
         unknown = await client.post(f"/registrations/{reg.data.registration_id}x/substitution", json={})
         assert unknown.status_code == 422
 
@@ -246,16 +252,8 @@ async def test_erasure_of_a_participant_who_handed_their_seat_over(stack: Any) -
     """The registration names the colleague now and stays theirs; the erasure finds it by the record of
     who left it, names the substitution in FormerParticipantDataErased and forgets the record."""
     await stack.start()
-    course_id = await stack.publish_course(capacity=5, deadline_in=timedelta(days=-1))  # binding at once
-    reg = stack.registration(course_id, 1)
-    await stack.produce([reg])
-    await wait_until(lambda: _count_is(stack, course_id, 1), what="allocated")
     colleague = {"name": "Åse Ødegård", "email": "aase.erasure@kommune.dk", "job_title": "Chefkonsulent"}
-    async with stack.http() as client:
-        response = await client.post(
-            f"/registrations/{reg.data.registration_id}/substitution", json={"new_participant": colleague}
-        )
-        assert response.status_code == 202
+    course_id, reg = await _binding_registration_handed_to(stack, colleague)
     events = await stack.outcomes(course_id, until=3)
     substitution = next(e for e in events if isinstance(e.data, ParticipantSubstituted))
     left = str(reg.data.participant.email)
