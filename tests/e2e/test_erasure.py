@@ -300,6 +300,22 @@ async def test_erasure_of_a_participant_who_handed_their_seat_to_a_colleague(pla
             return LEAVER["email"] in to and COLLEAGUE["email"] in to
 
         await wait_until(both_told, timeout=60, what="the substitution emails to both")
+        databases = {name: platform.services[name].database for name in SERVICES}
+
+        async def billed_to_the_colleague() -> bool:
+            # Billing gathers registration events (up to KAFKA_GATHER_MAX_WAIT_MS): it names the colleague
+            # once it has applied the substitution, which is not part of the erasure.
+            conn = await asyncpg.connect(DatabaseSettings().dsn(databases["billing"]))
+            try:
+                who = await conn.fetchval(
+                    "SELECT participant->>'email' FROM billing_registration WHERE registration_id = $1",
+                    uuid.UUID(rid),
+                )
+            finally:
+                await conn.close()
+            return who == COLLEAGUE["email"]
+
+        await wait_until(billed_to_the_colleague, timeout=60, what="billing applied the substitution")
 
         async def erase() -> bool:
             answer = await client.post(
@@ -312,8 +328,6 @@ async def test_erasure_of_a_participant_who_handed_their_seat_to_a_colleague(pla
             return answer.status_code == 202
 
         await wait_until(erase, what="the erasure accepted")
-
-        databases = {name: platform.services[name].database for name in SERVICES}
 
         still: list[str] = []
 
