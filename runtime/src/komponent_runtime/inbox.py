@@ -65,16 +65,14 @@ async def prune(pool: asyncpg.Pool, keep_seconds: float, *, batch: int = 10_000)
 
 
 async def prune_forever(pool: asyncpg.Pool, keep_seconds: float, every_seconds: float) -> None:
-    """`prune` every `every_seconds`, starting with the first period; errors are logged and retried then."""
+    """`prune` every `every_seconds`, starting with the first period. PostgreSQL away is logged and tried
+    again next period; anything else ends the loop for `serve`'s supervisor to log and restart."""
     while True:
         await asyncio.sleep(every_seconds)
         try:
             forgotten = await prune(pool, keep_seconds)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("inbox pruning failed; trying again later", extra={"error": type(exc).__name__})
-            continue
-        except Exception:  # a bug must not end pruning for the life of the process
-            log.exception("inbox pruning failed; trying again later")
             continue
         if forgotten:
             log.info("inbox pruned", extra={"forgotten": forgotten})

@@ -14,6 +14,7 @@ import os
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,11 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(gauges.run(), name="gauges"),
         asyncio.create_task(
-            inbox.prune_forever(pool, service.inbox_keep_seconds, service.inbox_prune_every_seconds),
+            _supervised(
+                partial(
+                    inbox.prune_forever, pool, service.inbox_keep_seconds, service.inbox_prune_every_seconds
+                )
+            ),
             name="inbox-pruning",
         ),
     ]

@@ -76,8 +76,6 @@ class SellerConfig:
 
 # Plausible defaults for Komponent. The CVR, bank account and IBAN are PLACEHOLDERS (checksums valid) until
 # the client gives the real values: `BILLING_SELLER_*` settings override every field (config.SellerSettings).
-_PLACEHOLDER_VALUES = frozenset({"25525701", "0001234567", "DK0812340001234567"})
-
 KOMPONENT = SellerConfig(
     legal_name="Komponent – Kommunernes Udviklingscenter",
     trading_name="Komponent",
@@ -92,6 +90,8 @@ KOMPONENT = SellerConfig(
     bic="DABADKKK",
     terms_url="https://www.komponent.dk/betingelser",
 )
+# What makes a seller a placeholder: `KOMPONENT`'s made-up identifiers (see SellerConfig.is_placeholder).
+_PLACEHOLDER_VALUES = frozenset({KOMPONENT.cvr, KOMPONENT.bank_account_number, KOMPONENT.iban})
 
 
 @dataclass(frozen=True, slots=True)

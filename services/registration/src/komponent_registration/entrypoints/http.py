@@ -137,17 +137,17 @@ def build_router(pool: asyncpg.Pool, clock: Clock) -> APIRouter:
             ) from None
         return {
             "erased_at": done.erased_at.isoformat(),
-            "registrations": [
-                {"course_id": str(course_id), "registration_id": str(rid)}
-                for course_id, rids in done.registrations.items()
-                for rid in rids
-            ],
+            "registrations": _listed(done.registrations),
             # Registrations they handed over: the colleagues keep them and their own data.
-            "handed_over": [
-                {"course_id": str(course_id), "registration_id": str(rid)}
-                for course_id, rids in done.handed_over.items()
-                for rid in rids
-            ],
+            "handed_over": _listed(done.handed_over),
         }
 
     return router
+
+
+def _listed(by_course: dict[UUID, list[UUID]]) -> list[dict[str, str]]:
+    return [
+        {"course_id": str(course_id), "registration_id": str(rid)}
+        for course_id, rids in by_course.items()
+        for rid in rids
+    ]
