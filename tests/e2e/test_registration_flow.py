@@ -112,6 +112,10 @@ async def test_one_registration_gives_one_confirmation_email_in_one_trace(platfo
     # One trace: the only span whose parent is not in the trace is the HTTP request's server span,
     # whose parent is the caller's (this test's) span id.
     assert len(roots) == 1 and roots[0].service == "registration", [(r.service, r.name) for r in roots]
+    # The request is traced once, by the runtime's middleware: no framework spans beside it (1 = INTERNAL,
+    # 2 = SERVER).
+    request_spans = [(s.name, s.kind) for s in spans if s.service == "registration" and s.kind in (1, 2)]
+    assert request_spans == [("POST /courses/{course_id}/registrations", 2)], request_spans
     # Consumer spans carry what ops search by: the CloudEvents id and type, and the consumer group.
     confirmed_consumers = {
         str(s.attributes.get("messaging.consumer.group.name"))

@@ -299,7 +299,6 @@ class EventConsumer:
                     "messaging.destination.partition.id": str(record.partition),
                     "messaging.kafka.offset": record.offset,
                     "messaging.consumer.group.name": self.group,
-                    "messaging.message.id": str(event.id),
                     "cloudevents.event_id": str(event.id),
                     "cloudevents.event_type": event.type,
                 },

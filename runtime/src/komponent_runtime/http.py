@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from komponent_runtime.http_tracing import TracedRequests
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -198,11 +198,17 @@ def make_http_app(
     title: str,
     *,
     readiness: ReadinessCheck,
-    tracer_provider: TracerProvider | None,
     max_body_bytes: int = 64 * 1024,
     description: str = "",
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version="1.0")
+    # FastAPI's own telemetry stays off: `TracedRequests` traces and measures each request once, without
+    # the query string (`/emails?recipient=` carries an address) or per-operation spans.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0",
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -221,14 +227,8 @@ def make_http_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=tracer_provider,
-        excluded_urls="health/.*,metrics",
-        # One SERVER span per request; the ASGI "receive"/"send" child spans (two or three per request)
-        # tell ops nothing and cost as much as the request's own span.
-        exclude_spans=["receive", "send"],
-    )
     app.add_middleware(RefuseNul)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # added last: outermost, before RefuseNul reads
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # before RefuseNul reads the body
+    # Outermost: refused bodies and header floods are traced too.
+    app.add_middleware(TracedRequests, untraced_prefixes=("/health/", "/metrics"))
     return app

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from komponent_runtime import outbox
@@ -55,8 +55,15 @@ def setup_metrics(service_name: str) -> None:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=15_000))
+    # Exemplars only when asked for: by default the SDK offers every measurement made inside a sampled span
+    # to an exemplar reservoir, and the Prometheus text format drops them anyway.
+    exemplars = None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
     metrics.set_meter_provider(
-        MeterProvider(resource=Resource.create({SERVICE_NAME: service_name}), metric_readers=readers)
+        MeterProvider(
+            resource=Resource.create({SERVICE_NAME: service_name}),
+            metric_readers=readers,
+            exemplar_filter=exemplars,
+        )
     )
     _configured = True
 

@@ -23,7 +23,6 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
-from opentelemetry.sdk.trace import TracerProvider
 
 from komponent_runtime import inbox
 from komponent_runtime.broker import broker_publisher, make_broker
@@ -53,7 +52,6 @@ class Runtime:
     name: str
     pool: asyncpg.Pool
     broker: KafkaBroker
-    tracer_provider: TracerProvider
     clock: Clock
     http_settings: HttpSettings
     migrations: Path
@@ -96,7 +94,6 @@ class Runtime:
         return make_http_app(
             title,
             readiness=self.readiness,
-            tracer_provider=self.tracer_provider,
             max_body_bytes=self.http_settings.max_body_bytes,
             description=description,
         )
@@ -131,7 +128,7 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
     log.info("migrations up to date", extra={"applied_now": len(applied)})
 
     broker = make_broker(KafkaSettings(), client_id=name)
-    runtime = Runtime(name, pool, broker, tracer_provider, clock or SystemClock(), HttpSettings(), migrations)
+    runtime = Runtime(name, pool, broker, clock or SystemClock(), HttpSettings(), migrations)
     parts = wire(runtime)
     relay = OutboxRelay(
         pool,

@@ -25,7 +25,7 @@ def _defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _runtime() -> Runtime:
-    return Runtime("svc", None, None, None, SystemClock(), HttpSettings(), Path("."))  # type: ignore[arg-type]
+    return Runtime("svc", None, None, SystemClock(), HttpSettings(), Path("."))  # type: ignore[arg-type]
 
 
 def test_a_prompt_consumer_takes_a_record_as_soon_as_it_is_there() -> None:

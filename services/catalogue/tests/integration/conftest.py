@@ -124,7 +124,7 @@ async def catalogue(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> Asyn
     async def ready() -> dict[str, bool]:
         return {"database": True}
 
-    app = make_http_app("Catalogue API", readiness=ready, tracer_provider=None)
+    app = make_http_app("Catalogue API", readiness=ready)
     http.install(app, courses)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://catalogue"
