@@ -1,9 +1,9 @@
 """OpenTelemetry and logging set-up shared by every service process.
 
-Traces use W3C trace context everywhere (HTTP headers, Kafka headers, outbox rows). Export is OTLP/HTTP,
-configured by the standard `OTEL_*` variables; `OTEL_SDK_DISABLED=true` turns tracing off. Spans are
-batched (a synchronous processor would cost several times the throughput). Logs are JSON lines carrying
-trace and span ids; no personal data goes into either: ids only.
+Traces use W3C trace context everywhere (HTTP headers, Kafka headers, outbox rows). Export is OTLP/HTTP
+(`otlp_export`), configured by the standard `OTEL_*` variables; `OTEL_SDK_DISABLED=true` turns tracing
+off. Spans are batched (a synchronous processor would cost several times the throughput). Logs are JSON
+lines carrying trace and span ids; no personal data goes into either: ids only.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def setup_tracing(service_name: str) -> TracerProvider:
     if not disabled and (
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     ):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from komponent_runtime.otlp_export import SpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=200))
+        provider.add_span_processor(BatchSpanProcessor(SpanExporter(), schedule_delay_millis=200))
     trace.set_tracer_provider(provider)
     _configured = provider
     return provider
