@@ -28,9 +28,10 @@ What is measured (docs/performance.md §7):
   PostgreSQL (background processes and every backend connected to this run's databases), the four
   services (and any children) and the SMTP sink. The broker and PostgreSQL's background processes are
   shared with whatever else runs on the machine, so that part is an upper bound.
-* Tracing: throughput at saturation (offered 1.5 x the sustained rate; emails/s accepted while the
-  offer lasts) with OTEL_SDK_DISABLED=true and with tracing on (100 % sampling, BatchSpanProcessor, OTLP
-  to the discarding receiver), on two platforms started the same way.
+* Tracing: throughput at saturation (offered 4 x the sustained rate; emails/s accepted from the first to
+  the last) with OTEL_SDK_DISABLED=true and with tracing on (100 % sampling, BatchSpanProcessor, OTLP to
+  the discarding receiver). Four fresh platforms started the same way, in the order off, on, on, off, so
+  that the machine's drift falls on both sides; the ratio is of the means.
 * Baselines in the same invocation, same payload size: K1 Kafka ProducerPerformance (acks=all,
   linger.ms=0, unthrottled), K2 the same throttled to 1,000 rec/s (latency), K4 Kafka EndToEndLatency
   (acks=all), P3 raw aiokafka relay and D1 pgbench hot-row conditional update (both imported from
@@ -922,6 +923,102 @@ async def saturation(
     )
 
 
+async def sweep(
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    mode: Mode,
+    workdir: Path,
+    platforms: list[Platform],
+    stamp: str,
+) -> float:
+    """Ramps and latency points (100 courses, then the hot course) and the profile, tracing off, on one
+    platform; returns the sustained rate over 100 courses."""
+    say("\n== platform (tracing off): four services, fresh databases, isolated topics, timing SMTP sink")
+    off = Platform(False, workdir)
+    platforms.append(off)
+    await off.start()
+    gen = Generator(off, not args.no_idempotency_key)
+    spread_courses = await off.publish_courses(100, 1000)
+    await off.measure_idle(3 if mode.quick else 5)
+    results["idle_cpu_us_per_s"] = {"off": off.idle_us_per_s}
+    say(
+        "  idle CPU (no traffic), µs per second: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in off.idle_us_per_s.items())
+    )
+    results["scenarios"]["spread100"] = await scenario_run(gen, mode, "spread100", spread_courses)
+    ramp_steps = results["scenarios"]["spread100"]["ramp"]
+    passing = [s for s in ramp_steps if s.passed and s.label != "warm-up"]
+    results["peak_step"] = passing[-1] if passing else None
+    best: float = results["scenarios"]["spread100"]["sustained_rate"]
+    if not args.no_profile:
+        ranked_by = results["peak_step"] or ramp_steps[-1]
+        results["profile"] = await profile(
+            gen, mode, spread_courses, best or mode.ramp_start, ranked_by, stamp
+        )
+    if mode.hot_scenario:
+        hot_course = await off.publish_courses(1, 100)
+        results["scenarios"]["hot1"] = await scenario_run(gen, mode, "hot1", hot_course)
+    results["duplicates_total_off"] = off.mail.duplicates
+    await off.stop()
+    return best
+
+
+async def tracing_comparison(
+    mode: Mode, workdir: Path, platforms: list[Platform], rate: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Saturation with tracing off and on, each on a fresh platform, in the order off, on, on, off: a drift
+    in the machine's speed during the comparison (other tenants, clock, caches) falls on both sides alike.
+    `off` and `on` are the means of their two runs; `runs` has each run."""
+    runs: dict[str, list[StepResult]] = {"off": [], "on": []}
+    idle: dict[str, dict[str, float]] = {}
+    otlp_summaries = []
+    for tracing in (False, True, True, False):
+        name = "on" if tracing else "off"
+        say(
+            f"\n== saturation, tracing {name} (run {len(runs[name]) + 1} of 2, offered {rate:.1f}/s), "
+            + (
+                "100 % sampling, BatchSpanProcessor, OTLP to a discarding receiver"
+                if tracing
+                else "fresh platform"
+            )
+        )
+        platform = Platform(tracing, workdir)
+        platforms.append(platform)
+        await platform.start()
+        gen = Generator(platform, not args.no_idempotency_key)
+        courses = await platform.publish_courses(100, 1000)
+        await platform.measure_idle(3 if mode.quick else 5)
+        idle[name] = platform.idle_us_per_s
+        await gen.step(
+            "spread100", f"warm-up (tracing {name})", courses, mode.ramp_start / 2, 5, mode.grace_seconds
+        )
+        runs[name].append(await saturation(gen, mode, "spread100", courses, rate))
+        await platform.stop()
+        if tracing:
+            otlp_summaries.append(getattr(platform, "otlp_summary", ""))
+
+    def mean_of(steps: list[StepResult]) -> dict[str, Any]:
+        components = {c for step in steps for c in step.cpu_us_by_component}
+        return {
+            "throughput_while_draining": statistics.fmean(s.throughput_while_draining for s in steps),
+            "cpu_us_per_registration": statistics.fmean(s.cpu_us_per_registration for s in steps),
+            "cpu_us_by_component": {
+                c: statistics.fmean(s.cpu_us_by_component.get(c, 0.0) for s in steps)
+                for c in sorted(components)
+            },
+        }
+
+    return {
+        "offered_rate": rate,
+        "order": ["off", "on", "on", "off"],
+        "off": mean_of(runs["off"]),
+        "on": mean_of(runs["on"]),
+        "runs": runs,
+        "idle_cpu_us_per_s": idle,
+        "otlp_receiver": otlp_summaries,
+    }
+
+
 # ------------------------------------------------------------------------------------------ profile
 
 
@@ -1169,6 +1266,14 @@ def report(results: dict[str, Any]) -> None:
                 r >= 0.85,
             )
         )
+        for name in ("off", "on"):
+            say(
+                f"  tracing {name} runs: "
+                + ", ".join(
+                    f"{r['throughput_while_draining']:.1f}/s at {r['cpu_us_per_registration']:.0f} µs/reg"
+                    for r in t.get("runs", {}).get(name, [])
+                )
+            )
         rows.append(
             (
                 "CPU µs/reg at saturation, tracing on / off",
@@ -1300,67 +1405,14 @@ async def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="e2e-bench-", dir=REPO_ROOT / "var"))
     platforms: list[Platform] = []
     try:
-        say("\n== platform (tracing off): four services, fresh databases, isolated topics, timing SMTP sink")
-        off = Platform(False, workdir)
-        platforms.append(off)
-        await off.start()
-        gen = Generator(off, not args.no_idempotency_key)
-        spread_courses = await off.publish_courses(100, 1000)
-        await off.measure_idle(3 if mode.quick else 5)
-        results["idle_cpu_us_per_s"] = {"off": off.idle_us_per_s}
-        say(
-            "  idle CPU (no traffic), µs per second: "
-            + ", ".join(f"{k} {v:.0f}" for k, v in off.idle_us_per_s.items())
-        )
         best = 0.0
-        if args.tracing_only:
-            await gen.step("spread100", "warm-up", spread_courses, mode.ramp_start / 2, 5, mode.grace_seconds)
-        else:
-            results["scenarios"]["spread100"] = await scenario_run(gen, mode, "spread100", spread_courses)
-            ramp_steps = results["scenarios"]["spread100"]["ramp"]
-            passing = [s for s in ramp_steps if s.passed and s.label != "warm-up"]
-            results["peak_step"] = passing[-1] if passing else None
-            best = results["scenarios"]["spread100"]["sustained_rate"]
+        if not args.tracing_only:
+            best = await sweep(results, args, mode, workdir, platforms, stamp)
         # Saturation: offered far above what the platform sustains, so a backlog builds and the drain
         # rate (emails accepted per second from the first to the last) is the platform's capacity.
         sat_rate = args.saturation_rate or max(4 * best, 20.0)
-        tracing: dict[str, Any] = {"offered_rate": sat_rate}
         if not args.no_tracing:
-            say(f"\n== saturation, tracing off (offered {sat_rate:.1f}/s)")
-            tracing["off"] = await saturation(gen, mode, "spread100", spread_courses, sat_rate)
-        if not args.no_profile and not args.tracing_only:
-            ranked_by = results["peak_step"] or results["scenarios"]["spread100"]["ramp"][-1]
-            results["profile"] = await profile(
-                gen, mode, spread_courses, best or mode.ramp_start, ranked_by, stamp
-            )
-        if mode.hot_scenario and not args.tracing_only:
-            hot_course = await off.publish_courses(1, 100)
-            results["scenarios"]["hot1"] = await scenario_run(gen, mode, "hot1", hot_course)
-        results["duplicates_total_off"] = off.mail.duplicates
-        await off.stop()
-        if not args.no_tracing:
-            say(
-                "\n== platform (tracing on: 100 % sampling, BatchSpanProcessor, OTLP to a discarding receiver)"
-            )
-            on = Platform(True, workdir)
-            platforms.append(on)
-            await on.start()
-            gen_on = Generator(on, not args.no_idempotency_key)
-            courses_on = await on.publish_courses(100, 1000)
-            await on.measure_idle(3 if mode.quick else 5)
-            results["idle_cpu_us_per_s"]["on"] = on.idle_us_per_s
-            await gen_on.step(
-                "spread100",
-                "warm-up (tracing on)",
-                courses_on,
-                mode.ramp_start / 2,
-                3 if mode.quick else 5,
-                mode.grace_seconds,
-            )
-            tracing["on"] = await saturation(gen_on, mode, "spread100", courses_on, sat_rate)
-            await on.stop()
-            tracing["otlp_receiver"] = getattr(on, "otlp_summary", "")
-        results["tracing"] = tracing
+            results["tracing"] = await tracing_comparison(mode, workdir, platforms, sat_rate, args)
     finally:
         for p in platforms:
             with contextlib.suppress(Exception):
