@@ -1,8 +1,8 @@
 """OpenTelemetry and logging set-up shared by every service process.
 
 Traces use W3C trace context everywhere (HTTP headers, Kafka headers, outbox rows). Export is OTLP/HTTP
-(`otlp_export`), configured by the standard `OTEL_*` variables; `OTEL_SDK_DISABLED=true` turns tracing
-off. Spans are batched (a synchronous processor would cost several times the throughput). Logs are JSON
+(`otlp_export`), configured by the standard `OTEL_*` variables. `OTEL_TRACES_SAMPLER=always_off` turns
+tracing off and keeps metrics; `OTEL_SDK_DISABLED=true` turns both off. Spans are batched (a synchronous processor would cost several times the throughput). Logs are JSON
 lines carrying trace and span ids; no personal data goes into either: ids only.
 """
 
