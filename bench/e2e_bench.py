@@ -927,6 +927,20 @@ async def saturation(
     )
 
 
+async def started_platform(
+    tracing: bool, workdir: Path, platforms: list[Platform], mode: Mode, args: argparse.Namespace
+) -> tuple[Platform, Generator, list[uuid.UUID]]:
+    """A fresh platform (added to `platforms`, which the caller stops) with 100 courses of 1,000 seats
+    published and its idle CPU measured."""
+    platform = Platform(tracing, workdir)
+    platforms.append(platform)
+    await platform.start()
+    gen = Generator(platform, not args.no_idempotency_key)
+    courses = await platform.publish_courses(100, 1000)
+    await platform.measure_idle(3 if mode.quick else 5)
+    return platform, gen, courses
+
+
 async def sweep(
     results: dict[str, Any],
     args: argparse.Namespace,
@@ -938,12 +952,7 @@ async def sweep(
     """Ramps and latency points (100 courses, then the hot course) and the profile, tracing off, on one
     platform; returns the sustained rate over 100 courses."""
     say("\n== platform (tracing off): four services, fresh databases, isolated topics, timing SMTP sink")
-    off = Platform(False, workdir)
-    platforms.append(off)
-    await off.start()
-    gen = Generator(off, not args.no_idempotency_key)
-    spread_courses = await off.publish_courses(100, 1000)
-    await off.measure_idle(3 if mode.quick else 5)
+    off, gen, spread_courses = await started_platform(False, workdir, platforms, mode, args)
     results["idle_cpu_us_per_s"] = {"off": off.idle_us_per_s}
     say(
         "  idle CPU (no traffic), µs per second: "
@@ -986,12 +995,7 @@ async def tracing_comparison(
                 else "fresh platform"
             )
         )
-        platform = Platform(tracing, workdir)
-        platforms.append(platform)
-        await platform.start()
-        gen = Generator(platform, not args.no_idempotency_key)
-        courses = await platform.publish_courses(100, 1000)
-        await platform.measure_idle(3 if mode.quick else 5)
+        platform, gen, courses = await started_platform(tracing, workdir, platforms, mode, args)
         idle[name] = platform.idle_us_per_s
         await gen.step(
             "spread100", f"warm-up (tracing {name})", courses, mode.ramp_start / 2, 5, mode.grace_seconds

@@ -56,75 +56,71 @@ def _length_delimited(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-# Tags, by message.
+# Tags, one per field, grouped by message.
+# ExportTraceServiceRequest
 _REQUEST_RESOURCE_SPANS = _tag(1, _LENGTH)
-_RESOURCE_SPANS_RESOURCE, _RESOURCE_SPANS_SCOPE_SPANS, _RESOURCE_SPANS_SCHEMA = (
-    _tag(1, _LENGTH),
-    _tag(2, _LENGTH),
-    _tag(3, _LENGTH),
-)
+# ResourceSpans
+_RESOURCE_SPANS_RESOURCE = _tag(1, _LENGTH)
+_RESOURCE_SPANS_SCOPE_SPANS = _tag(2, _LENGTH)
+_RESOURCE_SPANS_SCHEMA = _tag(3, _LENGTH)
+# Resource
 _RESOURCE_ATTRIBUTES = _tag(1, _LENGTH)
-_SCOPE_SPANS_SCOPE, _SCOPE_SPANS_SPAN, _SCOPE_SPANS_SCHEMA = (
-    _tag(1, _LENGTH),
-    _tag(2, _LENGTH),
-    _tag(3, _LENGTH),
-)
-_SCOPE_NAME, _SCOPE_VERSION, _SCOPE_ATTRIBUTES = _tag(1, _LENGTH), _tag(2, _LENGTH), _tag(3, _LENGTH)
-_SPAN_TRACE_ID, _SPAN_SPAN_ID, _SPAN_TRACE_STATE, _SPAN_PARENT = (
-    _tag(1, _LENGTH),
-    _tag(2, _LENGTH),
-    _tag(3, _LENGTH),
-    _tag(4, _LENGTH),
-)
-_SPAN_NAME, _SPAN_KIND, _SPAN_START, _SPAN_END = (
-    _tag(5, _LENGTH),
-    _tag(6, _VARINT),
-    _tag(7, _FIXED64),
-    _tag(8, _FIXED64),
-)
-_SPAN_ATTRIBUTE, _SPAN_DROPPED_ATTRIBUTES, _SPAN_EVENT, _SPAN_DROPPED_EVENTS = (
-    _tag(9, _LENGTH),
-    _tag(10, _VARINT),
-    _tag(11, _LENGTH),
-    _tag(12, _VARINT),
-)
-_SPAN_LINK, _SPAN_DROPPED_LINKS, _SPAN_STATUS, _SPAN_FLAGS = (
-    _tag(13, _LENGTH),
-    _tag(14, _VARINT),
-    _tag(15, _LENGTH),
-    _tag(16, _FIXED32),
-)
-# Ids have fixed lengths: tag and length written once.
-_SPAN_TRACE_ID_16, _SPAN_SPAN_ID_8, _SPAN_PARENT_8 = (
-    _SPAN_TRACE_ID + b"\x10",
-    _SPAN_SPAN_ID + b"\x08",
-    _SPAN_PARENT + b"\x08",
-)
-_EVENT_TIME, _EVENT_NAME, _EVENT_ATTRIBUTE, _EVENT_DROPPED_ATTRIBUTES = (
-    _tag(1, _FIXED64),
-    _tag(2, _LENGTH),
-    _tag(3, _LENGTH),
-    _tag(4, _VARINT),
-)
-_LINK_TRACE_ID, _LINK_SPAN_ID, _LINK_ATTRIBUTE, _LINK_DROPPED_ATTRIBUTES, _LINK_FLAGS = (
-    _tag(1, _LENGTH),
-    _tag(2, _LENGTH),
-    _tag(4, _LENGTH),
-    _tag(5, _VARINT),
-    _tag(6, _FIXED32),
-)
-_STATUS_MESSAGE, _STATUS_CODE = _tag(2, _LENGTH), _tag(3, _VARINT)
-_KEY_VALUE_KEY, _KEY_VALUE_VALUE = _tag(1, _LENGTH), _tag(2, _LENGTH)
-_ANY_STRING, _ANY_BOOL, _ANY_INT, _ANY_DOUBLE, _ANY_ARRAY, _ANY_KVLIST, _ANY_BYTES = (
-    _tag(1, _LENGTH),
-    _tag(2, _VARINT),
-    _tag(3, _VARINT),
-    _tag(4, _FIXED64),
-    _tag(5, _LENGTH),
-    _tag(6, _LENGTH),
-    _tag(7, _LENGTH),
-)
+# ScopeSpans
+_SCOPE_SPANS_SCOPE = _tag(1, _LENGTH)
+_SCOPE_SPANS_SPAN = _tag(2, _LENGTH)
+_SCOPE_SPANS_SCHEMA = _tag(3, _LENGTH)
+# InstrumentationScope
+_SCOPE_NAME = _tag(1, _LENGTH)
+_SCOPE_VERSION = _tag(2, _LENGTH)
+_SCOPE_ATTRIBUTES = _tag(3, _LENGTH)
+# Span
+_SPAN_TRACE_ID = _tag(1, _LENGTH)
+_SPAN_SPAN_ID = _tag(2, _LENGTH)
+_SPAN_TRACE_STATE = _tag(3, _LENGTH)
+_SPAN_PARENT = _tag(4, _LENGTH)
+_SPAN_NAME = _tag(5, _LENGTH)
+_SPAN_KIND = _tag(6, _VARINT)
+_SPAN_START = _tag(7, _FIXED64)
+_SPAN_END = _tag(8, _FIXED64)
+_SPAN_ATTRIBUTE = _tag(9, _LENGTH)
+_SPAN_DROPPED_ATTRIBUTES = _tag(10, _VARINT)
+_SPAN_EVENT = _tag(11, _LENGTH)
+_SPAN_DROPPED_EVENTS = _tag(12, _VARINT)
+_SPAN_LINK = _tag(13, _LENGTH)
+_SPAN_DROPPED_LINKS = _tag(14, _VARINT)
+_SPAN_STATUS = _tag(15, _LENGTH)
+_SPAN_FLAGS = _tag(16, _FIXED32)
+# Span.Event
+_EVENT_TIME = _tag(1, _FIXED64)
+_EVENT_NAME = _tag(2, _LENGTH)
+_EVENT_ATTRIBUTE = _tag(3, _LENGTH)
+_EVENT_DROPPED_ATTRIBUTES = _tag(4, _VARINT)
+# Span.Link
+_LINK_TRACE_ID = _tag(1, _LENGTH)
+_LINK_SPAN_ID = _tag(2, _LENGTH)
+_LINK_ATTRIBUTE = _tag(4, _LENGTH)
+_LINK_DROPPED_ATTRIBUTES = _tag(5, _VARINT)
+_LINK_FLAGS = _tag(6, _FIXED32)
+# Status
+_STATUS_MESSAGE = _tag(2, _LENGTH)
+_STATUS_CODE = _tag(3, _VARINT)
+# KeyValue
+_KEY_VALUE_KEY = _tag(1, _LENGTH)
+_KEY_VALUE_VALUE = _tag(2, _LENGTH)
+# AnyValue (a oneof)
+_ANY_STRING = _tag(1, _LENGTH)
+_ANY_BOOL = _tag(2, _VARINT)
+_ANY_INT = _tag(3, _VARINT)
+_ANY_DOUBLE = _tag(4, _FIXED64)
+_ANY_ARRAY = _tag(5, _LENGTH)
+_ANY_KVLIST = _tag(6, _LENGTH)
+_ANY_BYTES = _tag(7, _LENGTH)
+# ArrayValue and KeyValueList
 _ARRAY_VALUE = _KEY_VALUE_LIST_VALUE = _tag(1, _LENGTH)
+# Ids have fixed lengths: tag and length written once.
+_SPAN_TRACE_ID_16 = _SPAN_TRACE_ID + b"\x10"
+_SPAN_SPAN_ID_8 = _SPAN_SPAN_ID + b"\x08"
+_SPAN_PARENT_8 = _SPAN_PARENT + b"\x08"
 
 
 def _string(tag: bytes, text: str) -> bytes:
