@@ -174,12 +174,14 @@ class CappedRelay(ScriptedRelay):
         super().__init__()
         self.cap = cap
         self.hang_up = hang_up
-        self.accepted_on: dict[int, int] = {}  # id(session) -> messages accepted on that connection
+        # Messages accepted per connection, keyed by the session itself: kept alive here, a closed
+        # connection's session can never hand its count to a new one (as an id() reused after GC could).
+        self.accepted_on: dict[Session, int] = {}
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
-        if self.accepted_on.get(id(session), 0) >= self.cap:
+        if self.accepted_on.get(session, 0) >= self.cap:
             if self.hang_up:
                 assert server.transport is not None
                 server.transport.close()
@@ -189,7 +191,7 @@ class CappedRelay(ScriptedRelay):
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         reply = await super().handle_DATA(server, session, envelope)
-        self.accepted_on[id(session)] = self.accepted_on.get(id(session), 0) + 1
+        self.accepted_on[session] = self.accepted_on.get(session, 0) + 1
         return reply
 
 
