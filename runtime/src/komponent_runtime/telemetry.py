@@ -36,7 +36,9 @@ def setup_tracing(service_name: str) -> TracerProvider:
     ):
         from komponent_runtime.otlp_export import SpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(SpanExporter(), schedule_delay_millis=200))
+        # Every 200 ms unless OTEL_BSP_SCHEDULE_DELAY says otherwise (an explicit argument would win over it).
+        delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else 200
+        provider.add_span_processor(BatchSpanProcessor(SpanExporter(), schedule_delay_millis=delay))
     trace.set_tracer_provider(provider)
     _configured = provider
     return provider
