@@ -490,9 +490,10 @@ class StepResult:
 class Platform:
     """The four services, the timing SMTP sink and (tracing on) the OTLP receiver, for one run."""
 
-    def __init__(self, tracing: bool, workdir: Path) -> None:
+    def __init__(self, tracing: bool, workdir: Path, spans_out: Path | None = None) -> None:
         self.tracing = tracing
         self.workdir = workdir
+        self.spans_out = spans_out  # tracing on: where the OTLP receiver keeps the exports
         self.procs: list[subprocess.Popen[bytes]] = []
         self.services: dict[str, ServiceProcess] = {}
         self.databases: list[str] = []
@@ -527,7 +528,8 @@ class Platform:
         }
         if self.tracing:
             otlp_port = free_port()
-            self.otlp = self._spawn("otlp", "--port", str(otlp_port))
+            kept = ["--out", str(self.spans_out)] if self.spans_out else []
+            self.otlp = self._spawn("otlp", "--port", str(otlp_port), *kept)
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp_port}"
         else:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = ""

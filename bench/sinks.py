@@ -6,8 +6,10 @@ event loop and can be counted on their own).
                                                      DATA is complete, just before the 250 reply
                                                      (--line-by-line: aiosmtpd's own DATA reader, the
                                                      baseline of bench/sink_bench.py)
-    python bench/sinks.py otlp --port P              OTLP/HTTP receiver that reads and discards exports
-                                                     (counts requests and bytes, prints them on SIGTERM)
+    python bench/sinks.py otlp --port P [--out FILE] OTLP/HTTP receiver that reads and discards exports
+                                                     (counts requests and bytes, prints them on SIGTERM);
+                                                     with --out, appends each trace export's body to FILE
+                                                     (4-byte big-endian length, then the protobuf bytes)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,8 +60,10 @@ def run_smtp(port: int, out: str, line_by_line: bool = False) -> None:
     uvloop.run(serve())
 
 
-def run_otlp(port: int) -> None:
+def run_otlp(port: int, out: str = "") -> None:
     counts = {"requests": 0, "bytes": 0}
+    kept = open(out, "ab") if out else None
+    writing = threading.Lock()  # one handler thread per connection
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -67,6 +72,10 @@ def run_otlp(port: int) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             counts["requests"] += 1
             counts["bytes"] += len(body)
+            if kept is not None and self.path.rstrip("/").endswith("/v1/traces"):
+                with writing:
+                    kept.write(len(body).to_bytes(4, "big") + body)
+                    kept.flush()
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")
             self.send_header("content-length", "0")
@@ -95,4 +104,4 @@ if __name__ == "__main__":
     if args.mode == "smtp":
         run_smtp(args.port, args.out, args.line_by_line)
     else:
-        run_otlp(args.port)
+        run_otlp(args.port, args.out)
