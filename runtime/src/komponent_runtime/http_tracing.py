@@ -4,8 +4,8 @@ Why not opentelemetry-instrumentation-fastapi: per request it matched every rout
 the span, set a dozen attributes, and fed four instruments (two semantic-convention generations of the
 duration histogram and of active requests). Profiled at load that was most of registration's tracing
 cost, and a good part of its cost with tracing off. This middleware keeps what ops use: the span, named
-`METHOD route` once routing has matched, with the method, path, route and status; the status is an
-error for 5xx; and `http.server.request.duration` by method, route and status.
+`METHOD route` once routing has matched, with the method (`_OTHER` for unknown ones), path, route and
+status, an error for 5xx; and `http.server.request.duration` by method, route and status.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from komponent_runtime import metrics as komponent_metrics
 
 _TRACE_HEADERS = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
+# Any other method is `_OTHER` (as the semantic conventions say): a client inventing methods must not
+# grow the histogram's label sets without bound.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
 class TracedRequests:
@@ -51,10 +54,10 @@ class TracedRequests:
             for name, value in scope["headers"]
             if name in _TRACE_HEADERS
         }
-        method: str = scope["method"]
+        method: str = scope["method"] if scope["method"] in _KNOWN_METHODS else "_OTHER"
         started = time.perf_counter()
         span = self.tracer.start_span(
-            method,
+            method if method != "_OTHER" else "HTTP",
             context=propagate.extract(carrier),
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": path},
@@ -77,7 +80,7 @@ class TracedRequests:
             context.detach(token)
             route = getattr(scope.get("route"), "path", None)
             if route is not None:
-                span.update_name(f"{method} {route}")
+                span.update_name(f"{method if method != '_OTHER' else 'HTTP'} {route}")
                 span.set_attribute("http.route", route)
             span.set_attribute("http.response.status_code", status)
             if status >= 500:

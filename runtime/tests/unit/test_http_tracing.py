@@ -155,3 +155,13 @@ async def test_each_request_is_measured_by_method_route_and_status(traced: Trace
         ): 2,
         (("http.request.method", "GET"), ("http.response.status_code", 404), ("http.route", "/missing")): 1,
     }
+
+
+async def test_an_unknown_method_is_named_other_so_clients_cannot_multiply_label_sets(traced: Traced) -> None:
+    for method in ("FOO1", "FOO2", "PROPFIND"):
+        assert (await traced.client.request(method, "/registrations/r-3")).status_code == 405
+    names = {span.name for span in traced.spans()}
+    methods = {(span.attributes or {}).get("http.request.method") for span in traced.spans()}
+    assert names == {"HTTP /registrations/{registration_id}"} and methods == {"_OTHER"}
+    (point,) = traced.durations()
+    assert (point.attributes or {})["http.request.method"] == "_OTHER" and point.count == 3
