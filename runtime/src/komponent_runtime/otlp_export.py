@@ -20,7 +20,6 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.common.http import _OTLPHTTPClient
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -29,6 +28,11 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext
 
 log = logging.getLogger(__name__)
+
+try:  # private to the library: an upgrade that moves it leaves export on the library's own path
+    from opentelemetry.exporter.otlp.common.http import _OTLPHTTPClient
+except ImportError:  # pragma: no cover - depends on the installed library
+    _OTLPHTTPClient = None  # type: ignore[assignment,misc]
 
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 _FLAGS_HAS_IS_REMOTE, _FLAGS_IS_REMOTE = 0x100, 0x200
@@ -304,12 +308,16 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
 class SpanExporter(OTLPSpanExporter):
     """The library's OTLP/HTTP span exporter with `encode_spans` in place of its encoder.
 
-    It sends through the library's HTTP client, a private attribute: if an upgrade renames it, export
-    falls back to the library's own (slower) path instead of failing."""
+    It sends through the library's HTTP client, which is private: if an upgrade renames or moves it,
+    export falls back to the library's own (slower) path instead of failing."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         client = getattr(self, "_client", None)
-        if getattr(self, "_shutdown", True) or not isinstance(client, _OTLPHTTPClient):
+        if (
+            getattr(self, "_shutdown", True)
+            or _OTLPHTTPClient is None
+            or not isinstance(client, _OTLPHTTPClient)
+        ):
             return super().export(spans)
         try:
             data = encode_spans(spans)

@@ -2,8 +2,9 @@
 
 Traces use W3C trace context everywhere (HTTP headers, Kafka headers, outbox rows). Export is OTLP/HTTP
 (`otlp_export`), configured by the standard `OTEL_*` variables. `OTEL_TRACES_SAMPLER=always_off` turns
-tracing off and keeps metrics; `OTEL_SDK_DISABLED=true` turns both off. Spans are batched (a synchronous processor would cost several times the throughput). Logs are JSON
-lines carrying trace and span ids; no personal data goes into either: ids only.
+tracing off and keeps metrics; `OTEL_SDK_DISABLED=true` turns both off. Spans are batched (a synchronous
+processor would cost several times the throughput). Logs are JSON lines carrying trace and span ids; no
+personal data goes into either: ids only.
 """
 
 from __future__ import annotations
