@@ -1,9 +1,9 @@
 """Transactional outbox: events are written in the domain transaction and published afterwards.
 
 `enqueue` runs inside the caller's transaction, so an event exists exactly when the change that caused it
-was committed. The relay publishes rows in id order with an idempotent producer and marks them published.
-A relay killed after publishing but before marking publishes the row again; consumers drop the repeat by
-its `ce_id`. One relay per database publishes at a time (an advisory lock), which keeps per-key order even
+was committed. The relay publishes rows in id order with an idempotent producer and deletes them once
+Kafka has acknowledged them: the table holds only what is still to be published. A relay killed after
+publishing but before deleting publishes the row again; consumers drop the repeat by its `ce_id`. One relay per database publishes at a time (an advisory lock), which keeps per-key order even
 when several replicas run; the others wait as hot standbys.
 """
 
@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
@@ -30,8 +29,8 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("komponent_runtime.outbox")
 NOTIFY_CHANNEL = "outbox"
 _RELAY_LOCK = 7_146_202
-# How long a round's rows may wait for the next round to mark them before they are marked on their own.
-MARK_ALONE_AFTER_SECONDS = 0.05
+# How long a round's rows may wait for the next round to delete them before they are deleted on their own.
+DELETE_ALONE_AFTER_SECONDS = 0.05
 
 
 async def enqueue(
@@ -57,25 +56,13 @@ _MENTIONS = "EXISTS (SELECT 1 FROM unnest($1::bytea[]) AS n(needle) WHERE positi
 
 
 async def unpublished_mentioning(conn: Connection, needles: Sequence[str]) -> int:
-    """How many not yet published rows carry any of `needles` (e.g. registration ids) in their payload."""
+    """How many rows still in the outbox carry any of `needles` (e.g. registration ids) in their payload.
+
+    Published rows are deleted, so these are the ones Kafka has not (or only just) acknowledged."""
     count: int = await conn.fetchval(
-        f"SELECT count(*) FROM outbox WHERE published_at IS NULL AND {_MENTIONS}",
-        [n.encode() for n in needles],
+        f"SELECT count(*) FROM outbox WHERE {_MENTIONS}", [n.encode() for n in needles]
     )
     return count
-
-
-async def forget_published(conn: Connection, needles: Sequence[str]) -> int:
-    """Delete published rows that carry any of `needles` in their payload, inside the caller's transaction.
-
-    For erasure of personal data: a published row is history only (Kafka has the record), so nothing reads
-    it again. Unpublished rows are never touched; check `unpublished_mentioning` first."""
-    if not needles:
-        return 0
-    status: str = await conn.execute(
-        f"DELETE FROM outbox WHERE published_at IS NOT NULL AND {_MENTIONS}", [n.encode() for n in needles]
-    )
-    return int(status.split()[-1])
 
 
 # What an outbox row holds, in column order; `row_values` gives them for one event. A statement that
@@ -153,19 +140,14 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
-        keep_published_seconds: float = 3600.0,
-        prune_every_seconds: float = 60.0,
     ) -> None:
         self._pool = pool
         self._publish = publish
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
-        self._keep_published = keep_published_seconds
-        self._prune_every = prune_every_seconds
-        self._next_prune = time.monotonic() + prune_every_seconds
         self._wake = asyncio.Event()
-        # Published, not yet marked: the next round's query marks them (see `_publish_round`).
-        self._unmarked: list[int] = []
+        # Published, not yet deleted: the next round's query deletes them (see `_publish_round`).
+        self._published_ids: list[int] = []
         self.published = 0
 
     async def run(self) -> None:
@@ -199,18 +181,15 @@ class OutboxRelay:
                 self._wake.clear()
                 if await self._publish_round() == self._batch_size:
                     continue  # more waiting: don't sleep
-                if time.monotonic() >= self._next_prune:
-                    self._next_prune = time.monotonic() + self._prune_every
-                    await self.prune()
-                # Under load the next wake-up comes within milliseconds and its round marks these rows;
-                # when none comes, they are marked on their own.
-                if self._unmarked and not await self._woken_within(MARK_ALONE_AFTER_SECONDS):
-                    await self._mark_published()
+                # Under load the next wake-up comes within milliseconds and its round deletes these rows;
+                # when none comes, they are deleted on their own.
+                if self._published_ids and not await self._woken_within(DELETE_ALONE_AFTER_SECONDS):
+                    await self._delete_published()
                 if not self._wake.is_set():
                     await self._woken_within(self._poll_seconds)
         finally:
             with contextlib.suppress(Exception):
-                await self._mark_published()  # else the next leader publishes them again (harmless)
+                await self._delete_published()  # else the next leader publishes them again (harmless)
             with contextlib.suppress(Exception):
                 await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
                 await conn.execute("SELECT pg_advisory_unlock($1)", _RELAY_LOCK)
@@ -224,31 +203,28 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows and mark them published; return how many there were."""
+        """Publish one batch of rows and delete them; return how many there were."""
         published = await self._publish_round()
-        await self._mark_published()
+        await self._delete_published()
         return published
 
     async def _publish_round(self) -> int:
-        """Publish one batch of unpublished rows; return how many. The rows stay unmarked until the next
-        round's query or `_mark_published`.
+        """Publish one batch of rows; return how many. The rows stay in the table until the next round's
+        query or `_delete_published` deletes them.
 
-        One statement per round: it marks the previous round's rows and selects the next ones (skipping
-        the rows it marks, which its snapshot still shows unpublished). No transaction around it: only the
-        holder of the relay lock publishes, so nothing competes for the rows, and a crash between
-        publishing and marking re-publishes them either way (consumers drop the repeats)."""
+        One statement per round: it deletes the previous round's rows and selects the next ones (skipping
+        the rows it deletes, which its snapshot still shows). No transaction around it: only the holder of
+        the relay lock publishes, so nothing competes for the rows, and a crash between publishing and
+        deleting re-publishes them either way (consumers drop the repeats)."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                # Marks are not worth a WAL flush: if a crash loses one, the rows are published again and
-                # consumers drop the repeats by id. The relay's next round does not wait for the disk.
-                "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($2::bigint[])),"
-                " relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
-                " SELECT id, topic, kafka_key, headers, value, traceparent, tracestate FROM outbox, relaxed"
-                " WHERE published_at IS NULL AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+                f"WITH gone AS ({_DELETE_PUBLISHED.format(ids='$2')})"
+                " SELECT id, topic, kafka_key, headers, value, traceparent, tracestate FROM outbox"
+                " WHERE id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
                 self._batch_size,
-                self._unmarked,
+                self._published_ids,
             )
-            self._unmarked = []
+            self._published_ids = []
             if not rows:
                 return 0
             futures, spans = [], []
@@ -277,43 +253,35 @@ class OutboxRelay:
             finally:
                 for span in spans:
                     span.end()
-        self._unmarked = [r["id"] for r in rows]
+        self._published_ids = [r["id"] for r in rows]
         self.published += len(rows)
         return len(rows)
 
-    async def _mark_published(self) -> None:
-        if not self._unmarked:
+    async def _delete_published(self) -> None:
+        if not self._published_ids:
             return
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]))"
-                " SELECT set_config('synchronous_commit', 'off', true)",
-                self._unmarked,
-            )
-        self._unmarked = []
+            await conn.execute(_DELETE_PUBLISHED.format(ids="$1"), self._published_ids)
+        self._published_ids = []
 
-    async def prune(self, limit: int = 10_000) -> int:
-        """Delete up to `limit` rows published longer than `keep_published_seconds` ago; return how many.
 
-        A published row is history only (Kafka has the record): kept for a while for ops to look at, then
-        removed, so the table stays the size of the recent traffic instead of growing with every event
-        ever sent (and no personal data lingers in it)."""
-        async with self._pool.acquire() as conn:
-            pruned: int = await conn.fetchval(
-                "WITH gone AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                "   WHERE published_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2) RETURNING 1)"
-                " SELECT count(*) FROM gone",
-                self._keep_published,
-                limit,
-            )
-        return pruned
+# Deleting published rows is not worth a WAL flush: if a crash loses the delete, the rows are published
+# again and consumers drop the repeats by id, so the relay's next round need not wait for the disk. The
+# setting is made in the filter, so it is made whenever a row is deleted, even when the statement selects no
+# new rows (a CTE that nothing reads would never run). SET LOCAL: it ends with the statement's transaction.
+_DELETE_PUBLISHED = (
+    "DELETE FROM outbox WHERE id = ANY({ids}::bigint[])"
+    " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+)
 
 
 async def backlog(conn: Connection) -> tuple[int, float]:
-    """Unpublished rows and the age in seconds of the oldest one (for metrics and readiness)."""
+    """Rows waiting to be published and the age in seconds of the oldest one (for metrics and readiness).
+
+    A round's rows stay until the next round deletes them (at most `DELETE_ALONE_AFTER_SECONDS` when the
+    relay falls idle), so a few just-published rows may count too."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
-        " FROM outbox WHERE published_at IS NULL"
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
     )
     assert row is not None
     return int(row["n"]), float(row["age"])

@@ -134,7 +134,6 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
         pool,
         broker_publisher(broker),
         poll_seconds=service.outbox_poll_seconds,
-        keep_published_seconds=service.outbox_keep_published_seconds,
     )
 
     await broker.start()

@@ -72,8 +72,6 @@ class ServiceSettings(BaseSettings):
     name: str
     database: str | None = None
     outbox_poll_seconds: float = 1.0
-    # Published outbox rows are kept this long for inspection, then deleted by the relay (Kafka has them).
-    outbox_keep_published_seconds: float = 3600.0
     # Consumers' inbox rows (the record of applied events) are kept this long, then pruned every
     # `inbox_prune_every_seconds`; see `inbox` for why 30 days is safe.
     inbox_keep_seconds: float = 30 * 24 * 3600.0

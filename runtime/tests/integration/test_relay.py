@@ -15,7 +15,7 @@ from komponent_contracts.events import RegistrationReceived
 from komponent_contracts.examples import all_examples
 from komponent_runtime import outbox
 from komponent_runtime.broker import broker_publisher, make_broker
-from komponent_runtime.database import create_pool, migrate
+from komponent_runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 from komponent_runtime.outbox import OutboxRelay
 from komponent_runtime.settings import DatabaseSettings, KafkaSettings
 from komponent_runtime.testing import create_topics, headers_of, read_topic, wait_until
@@ -123,73 +123,70 @@ async def _published(relay: OutboxRelay, n: int) -> bool:
     return relay.published >= n
 
 
-async def test_marking_rows_published_skips_the_wal_flush_for_that_statement_only(
+async def test_deleting_published_rows_skips_the_wal_flush_for_that_statement_only(
     database: str,
     unique_topic,  # type: ignore[no-untyped-def]
 ) -> None:
-    """The mark is committed without waiting for the disk (a lost mark only re-publishes); the pooled
+    """The delete is committed without waiting for the disk (a lost delete only re-publishes); the pooled
     connection's own setting is untouched, so every other commit on it stays durable."""
-    topic = unique_topic("relay-async-mark")
+    topic = unique_topic("relay-async-delete")
     await create_topics(topic, partitions=1, with_dead_letters=False)
     pool = await create_pool(DatabaseSettings().dsn(database), min_size=1, max_size=1)
-    broker = make_broker(KafkaSettings(), client_id="test-relay-mark")
+    broker = make_broker(KafkaSettings(), client_id="test-relay-delete")
     await broker.start()
     try:
         async with pool.acquire() as conn:
             await migrate(conn, SUPPORT / "migrations")
         await _enqueue_in_many_transactions(pool, registrations(uuid.uuid4(), 3), topic)
         assert await OutboxRelay(pool, broker_publisher(broker)).publish_pending() == 3
-        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
         assert await pool.fetchval("SHOW synchronous_commit") == "on"
     finally:
         await broker.stop()
         await pool.close()
 
 
-async def test_rows_published_longer_ago_than_the_keep_time_are_pruned(pool: asyncpg.Pool) -> None:
-    """The outbox holds recent traffic, not all history: rows published more than `keep_published_seconds`
-    ago are deleted; unpublished rows and recently published ones stay."""
-    async with pool.acquire() as conn:
-        await migrate(conn, SUPPORT / "migrations")
-    events = registrations(uuid.uuid4(), 6)
-    await _enqueue_in_many_transactions(pool, events, "never-published-here")
-    ids = [r["id"] for r in await pool.fetch("SELECT id FROM outbox ORDER BY id")]
-    old, recent, waiting = ids[:3], ids[3:5], ids[5:]
-    await pool.execute("UPDATE outbox SET published_at = now() - interval '2 hours' WHERE id = ANY($1)", old)
-    await pool.execute(
-        "UPDATE outbox SET published_at = now() - interval '5 minutes' WHERE id = ANY($1)", recent
-    )
-    relay = OutboxRelay(pool, _never_called, keep_published_seconds=3600)
-    assert await relay.prune() == 3
-    assert [r["id"] for r in await pool.fetch("SELECT id FROM outbox ORDER BY id")] == recent + waiting
-    assert await relay.prune() == 0
+async def test_the_upgrade_to_delete_on_publish_keeps_only_the_rows_still_to_publish(
+    database: str,
+) -> None:
+    """Before migration 0004 the relay marked rows published and kept them an hour. The migration deletes
+    the marked rows and keeps the unpublished ones, which the new relay then publishes in id order."""
+    upgrade = RUNTIME_MIGRATIONS / "0004_outbox_delete_on_publish.sql"
+    conn = await asyncpg.connect(DatabaseSettings().dsn(database))
+    try:
+        for earlier in sorted(RUNTIME_MIGRATIONS.glob("000[123]_*.sql")):
+            await conn.execute(earlier.read_text(encoding="utf-8"))
+        async with conn.transaction():
+            await outbox.enqueue(conn, registrations(uuid.uuid4(), 5), topic="never-published-here")
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
+        await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", ids[:2])
+        await conn.execute(upgrade.read_text(encoding="utf-8"))
+        assert [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")] == ids[2:]
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'outbox' AND column_name = 'published_at'"
+        )
+    finally:
+        await conn.close()
 
 
-async def _never_called(
-    topic: str, key: bytes, value: bytes, headers: dict[str, str]
-) -> asyncio.Future[object]:
-    raise AssertionError("pruning publishes nothing")
-
-
-async def test_each_round_marks_the_previous_rounds_rows_and_the_last_round_is_marked_alone(
+async def test_each_round_deletes_the_previous_rounds_rows_and_the_last_round_is_deleted_alone(
     pool: asyncpg.Pool, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rounds that follow each other take one statement each: a round's query marks the rows the round
-    before published. The last round's rows are marked on their own once no round follows, and a relay
-    that stops marks what it published."""
+    """Rounds that follow each other take one statement each: a round's query deletes the rows the round
+    before published. The last round's rows are deleted on their own once no round follows, and a relay
+    that stops deletes what it published."""
     async with pool.acquire() as conn:
         await migrate(conn, SUPPORT / "migrations")
     await _enqueue_in_many_transactions(pool, registrations(uuid.uuid4(), 12), "not-on-kafka")
-    unpublished_at_each_round: list[int] = []
+    in_table_at_each_round: list[int] = []
     published: list[str] = []
 
     async def publish(
         topic: str, key: bytes, value: bytes, headers: dict[str, str]
     ) -> asyncio.Future[object]:
         if len(published) % 5 == 0:  # the first record of a round (batches of 5)
-            unpublished_at_each_round.append(
-                await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            )
+            in_table_at_each_round.append(await pool.fetchval("SELECT count(*) FROM outbox"))
         published.append(headers["ce_id"])
         done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -200,13 +197,13 @@ async def test_each_round_marks_the_previous_rounds_rows_and_the_last_round_is_m
     task = asyncio.create_task(relay.run())
     try:
         await wait_until(lambda: _published(relay, 12), what="every row published")
-        # 12, then 7 (round 1's five marked by round 2's query), then 2: nothing marked on its own.
-        assert unpublished_at_each_round == [12, 7, 2]
-        await asyncio.sleep(outbox.MARK_ALONE_AFTER_SECONDS + 0.2)
-        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        # 12, then 7 (round 1's five deleted by round 2's query), then 2: nothing deleted on its own.
+        assert in_table_at_each_round == [12, 7, 2]
+        await asyncio.sleep(outbox.DELETE_ALONE_AFTER_SECONDS + 0.2)
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
-        # Stopped while its last round waits to be marked: it marks it before it goes.
-        monkeypatch.setattr(outbox, "MARK_ALONE_AFTER_SECONDS", 60.0)
+        # Stopped while its last round waits to be deleted: it deletes it before it goes.
+        monkeypatch.setattr(outbox, "DELETE_ALONE_AFTER_SECONDS", 60.0)
         more = registrations(uuid.uuid4(), 3)
         async with pool.acquire() as conn, conn.transaction():
             await outbox.enqueue(conn, more, topic="not-on-kafka")
@@ -214,7 +211,7 @@ async def test_each_round_marks_the_previous_rounds_rows_and_the_last_round_is_m
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

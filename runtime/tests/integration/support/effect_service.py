@@ -3,7 +3,7 @@
 Its handler records one `effects` row per applied event and emits one outgoing event through the outbox,
 so tests can count effects and downstream publications after crashes and redeliveries.
 Optional: CRASH_AFTER_PUBLISH=1 makes the relay SIGKILL its own process after Kafka acknowledged a batch
-but before the rows were marked published (the window that causes a duplicate on the topic).
+but before the rows were deleted (the window that causes a duplicate on the topic).
 """
 
 from __future__ import annotations

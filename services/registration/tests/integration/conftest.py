@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from komponent_contracts import CloudEvent, Event, parse, topics
 from komponent_contracts.events import (
     CourseCancelled,
@@ -82,28 +82,45 @@ class Stack:
         await produce_many(events, prefix=self.prefix)
 
     async def outcomes(
-        self, course_id: UUID, *, until: int, timeout: float = 60.0
+        self,
+        course_id: UUID,
+        *,
+        until: int | None = None,
+        timeout: float = 60.0,
+        topic: str = topics.REGISTRATION,
     ) -> list[CloudEvent[Event]]:
-        """Every event the service published about `course_id`, once `until` of them arrived (plus a
-        short linger so that an unexpected extra one is seen too). Repeats of a ce_id are kept."""
+        """Every event on `topic` (the service's answers by default) about `course_id`: once `until` of
+        them arrived (plus a short linger so that an unexpected extra one is seen too), or with no `until`,
+        everything up to the topic's end as it is now. Repeats of a ce_id are kept."""
+        name = self.topic(topic)
         consumer = AIOKafkaConsumer(
-            self.topic(topics.REGISTRATION),
-            bootstrap_servers=kafka_bootstrap(),
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
+            bootstrap_servers=kafka_bootstrap(), enable_auto_commit=False, group_id=None
         )
         await consumer.start()
         found: list[CloudEvent[Event]] = []
         key = str(course_id).encode()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+
+        async def read(timeout_ms: int) -> None:
+            batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+            found.extend(parse(r.headers, r.value) for part in batch.values() for r in part if r.key == key)
+
         try:
+            count = next(t.partitions for t in topics.EVENT_TOPICS if t.name == topic)
+            partitions = [TopicPartition(name, p) for p in range(count)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            if until is None:
+                ends = await consumer.end_offsets(partitions)
+                while loop.time() < deadline and any(
+                    [await consumer.position(tp) < end for tp, end in ends.items()]
+                ):
+                    await read(200)
+                return found
             while len(found) < until and loop.time() < deadline:
-                batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-                found += [parse(r.headers, r.value) for part in batch.values() for r in part if r.key == key]
-            extra = await consumer.getmany(timeout_ms=500)
-            found += [parse(r.headers, r.value) for part in extra.values() for r in part if r.key == key]
+                await read(200)
+            await read(500)
         finally:
             await consumer.stop()
         return found
@@ -239,7 +256,7 @@ class Stack:
         )
 
     async def outbox_drained(self) -> bool:
-        return not await self.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return not await self.pool.fetchval("SELECT count(*) FROM outbox")
 
     async def status(self, registration_id: UUID) -> dict[str, Any] | None:
         async with self.http() as client:

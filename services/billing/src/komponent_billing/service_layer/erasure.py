@@ -15,7 +15,6 @@ from typing import Any
 
 from komponent_contracts.erasure import erased_participant, personal_values, scrub
 from komponent_contracts.events import ParticipantDataErased
-from komponent_runtime import outbox
 from komponent_runtime.database import Connection
 
 from ..adapters import repository
@@ -27,13 +26,8 @@ def _json(value: Any) -> Any:
 
 async def on_participant_data_erased(conn: Connection, event: ParticipantDataErased) -> None:
     replaced = []
-    emails: set[str] = set()
     for row in await repository.registration_people(conn, event.registration_ids):
         mine = personal_values(_json(row["participant"]), with_job_title=False)
-        emails |= {p for p in mine if "@" in p}
         rid = row["registration_id"]
         replaced.append((rid, erased_participant(rid), scrub(_json(row["buyer"]), mine, rid)))
     await repository.replace_registration_people(conn, replaced)
-    # Billing's published events carry registration ids and buyer data, not the participant; a published
-    # row naming the participant's address (none today) would be history only.
-    await outbox.forget_published(conn, sorted(emails))

@@ -21,7 +21,6 @@ from uuid import UUID
 
 from komponent_contracts import events as ev
 from komponent_contracts.erasure import erased_participant, personal_values, scrub
-from komponent_runtime import outbox
 from komponent_runtime.database import Connection
 
 from ..adapters import repository as repo
@@ -122,5 +121,3 @@ async def _scrub_course(
         if new_doc != doc:
             documents.append((row["document_id"], new_doc))
     await repo.replace_documents(conn, documents)
-    # Published EmailSent/EmailFailed rows name the recipient: history only, so they go.
-    await outbox.forget_published(conn, sorted(p for p in personal if "@" in p))

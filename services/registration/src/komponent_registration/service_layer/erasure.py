@@ -1,11 +1,12 @@
 """Erasure on request: anonymise every registration of one participant and tell the other services.
 
-One transaction: the registrations are anonymised, the published outbox rows that carried their data are
-deleted, and one `ParticipantDataErased` per course (ids only) is enqueued. Notifications and billing
+One transaction: the registrations are anonymised and one `ParticipantDataErased` per course (ids only)
+is enqueued. It waits (`ErasurePending`) while events about them are still in the outbox; published rows
+are deleted by the relay, so none is left to scrub. Notifications and billing
 anonymise their own copies when it arrives; billing's issued documents stay as bookkeeping law requires.
 
 Registrations the person handed over to a colleague name the colleague now, and stay as they are; the
-record of who left them is deleted with the outbox rows about them, and one `FormerParticipantDataErased`
+record of who left them is deleted, and one `FormerParticipantDataErased`
 per course names the substitutions, so notifications can scrub the person from the emails about them.
 """
 
@@ -65,7 +66,6 @@ async def erase_participant(pool: asyncpg.Pool, clock: Clock, email: str) -> Era
             ],
             now,
         )
-        await outbox.forget_published(conn, ids)
         by_course: dict[UUID, list[UUID]] = defaultdict(list)
         for r in rows:
             by_course[r["course_id"]].append(r["registration_id"])
