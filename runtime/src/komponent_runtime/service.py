@@ -27,6 +27,7 @@ from faststream.kafka import KafkaBroker
 from komponent_runtime import inbox
 from komponent_runtime.broker import broker_publisher, make_broker
 from komponent_runtime.clock import Clock, SystemClock
+from komponent_runtime.collector import tune_collector
 from komponent_runtime.consuming import EventConsumer
 from komponent_runtime.database import create_pool, migrate, pending_migrations
 from komponent_runtime.http import make_http_app
@@ -154,6 +155,7 @@ async def serve(name: str, migrations: Path, wire: Wire, *, clock: Clock | None 
         asyncio.create_task(_supervised(loop), name=getattr(loop, "__name__", "loop"))
         for loop in parts.background
     ]
+    tune_collector()  # start-up is done: what it built stays out of the collector's scans
     log.info("service started", extra={"consumers": len(runtime.consumers)})
     try:
         if parts.http is not None:

@@ -47,8 +47,9 @@ from komponent_contracts import CloudEvent, parse, topics
 from komponent_contracts.events import CoursePublished, Participant, RegistrationReceived
 from komponent_contracts.examples import buyer, open_course
 from komponent_registration.adapters.repository import CourseBooks
-from komponent_registration.app import MIGRATIONS, allocation_batch_max, tune_gc
+from komponent_registration.app import MIGRATIONS, allocation_batch_max
 from komponent_registration.entrypoints.consumers import Handlers
+from komponent_runtime.collector import tune_collector
 from komponent_runtime.consuming import AnyBatchHandler, Delivery, apply_first_deliveries
 from komponent_runtime.database import Connection, migrate
 from komponent_runtime.settings import DatabaseSettings
@@ -262,7 +263,7 @@ async def allocation_stage(n: int, batch: int) -> tuple[float, int]:
         )
         intake = f"bench.{topics.REGISTRATION_INTAKE}"
         deliveries = [delivered(registration(course_id, i), intake, i) for i in range(n)]
-        tune_gc()  # the service's collector settings (komponent_registration.__main__)
+        tune_collector()  # the services' collector settings (komponent_runtime.service)
         started = time.perf_counter()
         for first in range(0, n, batch):
             await consumer_transaction(

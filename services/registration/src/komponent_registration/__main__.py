@@ -2,7 +2,6 @@
 
 from komponent_runtime.service import main
 
-from komponent_registration.app import MIGRATIONS, tune_gc, wire
+from komponent_registration.app import MIGRATIONS, wire
 
-tune_gc()
 main("registration", MIGRATIONS, wire)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 
@@ -40,15 +39,6 @@ def cached_books() -> int:
     """Most seat books the allocator keeps between batches (`REGISTRATION_CACHED_BOOKS`): the courses
     being booked, with room to spare; a book dropped past that is reloaded from its rows when needed."""
     return int(os.environ.get("REGISTRATION_CACHED_BOOKS", "1000"))
-
-
-def tune_gc() -> None:
-    """A batch creates tens of thousands of short-lived objects while the cached seat books stay; with
-    the default thresholds, full collections rescan those books over and over (about 30 % of allocation
-    time in a profile of a 10,000-registration rush). Collect less often, and never scan what start-up
-    created. The benchmark's in-process stage calls it too, so it measures the same settings."""
-    gc.set_threshold(50_000, 20, 100)
-    gc.freeze()
 
 
 def wire(rt: Runtime) -> ServiceParts:
