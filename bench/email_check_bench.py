@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 from collections.abc import Callable
 
+from cpu_timing import best_cpu_us_per_item
 from komponent_contracts.email_addresses import checked_email
 from pydantic.networks import validate_email
 
@@ -63,13 +63,11 @@ def unusual(count: int) -> list[str]:
 
 
 def cpu_us_per_address(check: Callable[[str], str], values: list[str]) -> float:
-    rounds = []
-    for _ in range(5):
-        started = time.thread_time()
+    def run_once() -> None:
         for value in values:
             check(value)
-        rounds.append((time.thread_time() - started) / len(values) * 1e6)
-    return min(rounds)
+
+    return best_cpu_us_per_item(run_once, len(values))
 
 
 def main() -> None:

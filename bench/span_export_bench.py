@@ -11,10 +11,10 @@ thread's own (`time.thread_time`), best of five rounds; batches of 512 as the Ba
 from __future__ import annotations
 
 import argparse
-import time
 import uuid
 from collections.abc import Callable, Sequence
 
+from cpu_timing import best_cpu_us_per_item
 from komponent_runtime.otlp_export import encode_spans
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as library_encode_spans
@@ -52,13 +52,11 @@ def consumer_spans(count: int) -> list[ReadableSpan]:
 
 
 def cpu_us_per_span(encode: Callable[[Sequence[ReadableSpan]], bytes], spans: list[ReadableSpan]) -> float:
-    rounds = []
-    for _ in range(5):
-        started = time.thread_time()
+    def run_once() -> None:
         for i in range(0, len(spans), BATCH):
             encode(spans[i : i + BATCH])
-        rounds.append((time.thread_time() - started) / len(spans) * 1e6)
-    return min(rounds)
+
+    return best_cpu_us_per_item(run_once, len(spans))
 
 
 def main() -> None:
