@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -218,3 +219,45 @@ async def test_each_round_deletes_the_previous_rounds_rows_and_the_last_round_is
             await task
         await relay_pool.close()
     assert len(published) == len(set(published)) == 15
+
+
+async def test_the_relay_vacuums_the_outbox_after_deleting_enough_rows(
+    pool: asyncpg.Pool, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each round walks the primary key over the deleted rows' entries until a vacuum removes them, and
+    autovacuum comes at most once a minute: the relay vacuums the table itself every so many deletes."""
+    async with pool.acquire() as conn:
+        await migrate(conn, SUPPORT / "migrations")
+    monkeypatch.setattr(outbox, "VACUUM_AFTER_DELETED_ROWS", 5)
+
+    async def vacuums() -> int:
+        return int(
+            await pool.fetchval("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'")
+        )
+
+    before = await vacuums()
+    await _enqueue_in_many_transactions(pool, registrations(uuid.uuid4(), 12), "not-on-kafka")
+
+    async def publish(
+        topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[object]:
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    relay_pool = await create_pool(DatabaseSettings().dsn(database))
+    relay = OutboxRelay(relay_pool, publish, batch_size=5, poll_seconds=5)
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: _published(relay, 12), what="every row published")
+        # Round 2 deleted round 1's five rows, and the relay vacuumed; round 3's query deleted five more.
+        await wait_until(lambda: _vacuumed_since(vacuums, before), what="the relay's vacuum")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await relay_pool.close()
+
+
+async def _vacuumed_since(vacuums: Callable[[], Awaitable[int]], before: int) -> bool:
+    return await vacuums() > before
