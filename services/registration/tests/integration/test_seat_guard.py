@@ -99,6 +99,39 @@ async def test_a_seat_cannot_be_given_without_moving_the_guarded_counter(db: asy
         assert confirmed == 1
 
 
+async def test_the_counter_check_runs_once_per_course_and_transaction_and_misses_nothing(
+    db: asyncpg.Pool,
+) -> None:
+    """Migration 0008: a course checked at commit is not counted again in the same transaction, but every
+    other course still is, and the mark does not carry over to the session's next transaction."""
+    async with db.acquire() as conn:
+        good, bad = await open_course(conn, capacity=10), await open_course(conn, capacity=10)
+        async with conn.transaction():  # a batch: five seats on one course, one counter update
+            for n in range(5):
+                await insert_registration(conn, good, f"g{n}@k.dk", "confirmed")
+            await conn.execute("UPDATE course_seats SET seats_taken = 5 WHERE course_id = $1", good)
+        assert await seats(conn, good) == (5, 10)
+        # The good course is checked first (its rows come first) and passes; the bad one is still caught.
+        with pytest.raises(asyncpg.CheckViolationError, match=f"seat counter of course {bad}"):
+            async with conn.transaction():
+                await insert_registration(conn, good, "g5@k.dk", "confirmed")
+                await conn.execute("UPDATE course_seats SET seats_taken = 6 WHERE course_id = $1", good)
+                await insert_registration(conn, bad, "b0@k.dk", "confirmed")
+        # Checked once, the course is marked for the rest of the transaction only.
+        mark = "komponent_seats_checked.c" + good.hex
+        async with conn.transaction():
+            await insert_registration(conn, good, "g5@k.dk", "confirmed")
+            await conn.execute("UPDATE course_seats SET seats_taken = 6 WHERE course_id = $1", good)
+            await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # run the queued checks now
+            assert await conn.fetchval("SELECT current_setting($1, true)", mark) == "yes"
+        assert await conn.fetchval("SELECT current_setting($1, true)", mark) in ("", None)
+        # The same session, a new transaction: the good course is checked again, and caught.
+        with pytest.raises(asyncpg.CheckViolationError, match=f"seat counter of course {good}"):
+            async with conn.transaction():
+                await insert_registration(conn, good, "g6@k.dk", "confirmed")
+        assert await seats(conn, good) == (6, 10)
+
+
 async def test_lowered_capacity_bumps_nobody_and_admits_nobody_until_below(db: asyncpg.Pool) -> None:
     async with db.acquire() as conn:
         course = await open_course(conn, capacity=3)
