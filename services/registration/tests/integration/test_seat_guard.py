@@ -117,14 +117,14 @@ async def test_the_counter_check_runs_once_per_course_and_transaction_and_misses
                 await insert_registration(conn, good, "g5@k.dk", "confirmed")
                 await conn.execute("UPDATE course_seats SET seats_taken = 6 WHERE course_id = $1", good)
                 await insert_registration(conn, bad, "b0@k.dk", "confirmed")
-        # Checked once, the course is marked for the rest of the transaction only.
-        mark = "komponent_seats_checked.c" + good.hex
+        # Checked once, the course is on the transaction's list of checked courses, and only there.
+        checked = "SELECT current_setting('komponent.seats_checked', true)"
         async with conn.transaction():
             await insert_registration(conn, good, "g5@k.dk", "confirmed")
             await conn.execute("UPDATE course_seats SET seats_taken = 6 WHERE course_id = $1", good)
             await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # run the queued checks now
-            assert await conn.fetchval("SELECT current_setting($1, true)", mark) == "yes"
-        assert await conn.fetchval("SELECT current_setting($1, true)", mark) in ("", None)
+            assert await conn.fetchval(checked) == f"{good} "
+        assert await conn.fetchval(checked) in ("", None)
         # The same session, a new transaction: the good course is checked again, and caught.
         with pytest.raises(asyncpg.CheckViolationError, match=f"seat counter of course {good}"):
             async with conn.transaction():
