@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -189,14 +189,9 @@ async def test_each_round_deletes_the_previous_rounds_rows_and_the_last_round_is
         if len(published) % 5 == 0:  # the first record of a round (batches of 5)
             in_table_at_each_round.append(await pool.fetchval("SELECT count(*) FROM outbox"))
         published.append(headers["ce_id"])
-        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+        return _acknowledged()
 
-    relay_pool = await create_pool(DatabaseSettings().dsn(database))
-    relay = OutboxRelay(relay_pool, publish, batch_size=5, poll_seconds=5)
-    task = asyncio.create_task(relay.run())
-    try:
+    async with _running_relay(database, publish) as (relay, task):
         await wait_until(lambda: _published(relay, 12), what="every row published")
         # 12, then 7 (round 1's five deleted by round 2's query), then 2: nothing deleted on its own.
         assert in_table_at_each_round == [12, 7, 2]
@@ -213,11 +208,6 @@ async def test_each_round_deletes_the_previous_rounds_rows_and_the_last_round_is
         with contextlib.suppress(asyncio.CancelledError):
             await task
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await relay_pool.close()
     assert len(published) == len(set(published)) == 15
 
 
@@ -241,23 +231,37 @@ async def test_the_relay_vacuums_the_outbox_after_deleting_enough_rows(
     async def publish(
         topic: str, key: bytes, value: bytes, headers: dict[str, str]
     ) -> asyncio.Future[object]:
-        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+        return _acknowledged()
 
+    async with _running_relay(database, publish) as (relay, _):
+        await wait_until(lambda: _published(relay, 12), what="every row published")
+        # Round 2 deleted round 1's five rows, and the relay vacuumed; round 3's query deleted five more.
+        await wait_until(lambda: _vacuumed_since(vacuums, before), what="the relay's vacuum")
+
+
+async def _vacuumed_since(vacuums: Callable[[], Awaitable[int]], before: int) -> bool:
+    return await vacuums() > before
+
+
+def _acknowledged() -> asyncio.Future[object]:
+    """What a publisher returns for a record the broker has acknowledged."""
+    done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
+
+
+@contextlib.asynccontextmanager
+async def _running_relay(
+    database: str, publish: outbox.Publisher
+) -> AsyncIterator[tuple[OutboxRelay, asyncio.Task[None]]]:
+    """A relay leading on its own pool, in batches of five, stopped (if the test has not) on the way out."""
     relay_pool = await create_pool(DatabaseSettings().dsn(database))
     relay = OutboxRelay(relay_pool, publish, batch_size=5, poll_seconds=5)
     task = asyncio.create_task(relay.run())
     try:
-        await wait_until(lambda: _published(relay, 12), what="every row published")
-        # Round 2 deleted round 1's five rows, and the relay vacuumed; round 3's query deleted five more.
-        await wait_until(lambda: _vacuumed_since(vacuums, before), what="the relay's vacuum")
+        yield relay, task
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await relay_pool.close()
-
-
-async def _vacuumed_since(vacuums: Callable[[], Awaitable[int]], before: int) -> bool:
-    return await vacuums() > before
