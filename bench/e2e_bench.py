@@ -64,6 +64,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -927,6 +928,31 @@ async def saturation(
         mode.grace_seconds,
         saturation=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def probe_platform(
+    name: str, tracing: bool, warm_up_rate: float, spans_out: Path | None = None
+) -> AsyncIterator[tuple[Platform, Generator, list[uuid.UUID]]]:
+    """For the probes that run the platform at fixed rates (trace_timeline, pg_statements): a fresh
+    platform in its own work directory, 100 courses of 1,000 seats published, warmed up for 5 s at
+    `warm_up_rate`; everything it started and created is stopped and removed on the way out."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=REPO_ROOT / "var"))
+    if spans_out is not None:
+        spans_out = workdir / spans_out
+    platform = Platform(tracing, workdir, spans_out=spans_out)
+    try:
+        await platform.start()
+        gen = Generator(platform, True)
+        courses = await platform.publish_courses(100, 1000)
+        await gen.step("spread100", "warm-up", courses, warm_up_rate, 5, 4)
+        yield platform, gen, courses
+    finally:
+        with contextlib.suppress(Exception):
+            await platform.stop()
+        with contextlib.suppress(Exception):
+            await delete_own_topics([platform.prefix])
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def started_platform(

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
-import shutil
-import tempfile
-from pathlib import Path
 
 import asyncpg
 import e2e_bench as bench
@@ -60,38 +56,28 @@ async def main() -> None:
     args = parser.parse_args()
     await bench.ensure_stack()
     stats = await statistics_connection()
-    workdir = Path(tempfile.mkdtemp(prefix="pg-statements-", dir=bench.REPO_ROOT / "var"))
-    platform = bench.Platform(args.tracing, workdir)
     try:
-        await platform.start()
-        gen = bench.Generator(platform, True)
-        courses = await platform.publish_courses(100, 1000)
-        await gen.step("spread100", "warm-up", courses, 40, 5, 4)
-        await asyncio.sleep(2)  # the warm-up's last statements
-        await stats.execute("SELECT pg_stat_statements_reset()")
-        step = await gen.step("spread100", f"{args.rate:.0f}/s", courses, args.rate, args.seconds, 4)
-        await asyncio.sleep(1)
-        n = step.registrations
-        rows = await stats.fetch(_STATEMENTS, platform.databases)
-        names = {db: name for name, db in zip(platform.services, platform.databases, strict=True)}
-        total = sum(r["total_exec_time"] for r in rows) * 1000 / n
-        print(
-            f"\n{n} registrations at {args.rate:.0f}/s; PostgreSQL execution time {total:.0f} µs per registration"
-        )
-        print(f"  {'calls/reg':>9} {'µs/reg':>8} {'rows/reg':>8}  {'service':<13} statement")
-        for r in rows[: args.top]:
-            query = re.sub(r"\s+", " ", r["query"])[:110]
-            print(
-                f"  {r['calls'] / n:9.2f} {r['total_exec_time'] * 1000 / n:8.1f} {r['rows'] / n:8.2f}"
-                f"  {names.get(r['datname'], r['datname']):<13} {query}"
-            )
+        async with bench.probe_platform("pg-statements", args.tracing, 40) as (platform, gen, courses):
+            await asyncio.sleep(2)  # the warm-up's last statements
+            await stats.execute("SELECT pg_stat_statements_reset()")
+            step = await gen.step("spread100", f"{args.rate:.0f}/s", courses, args.rate, args.seconds, 4)
+            await asyncio.sleep(1)
+            n = step.registrations
+            rows = await stats.fetch(_STATEMENTS, platform.databases)
+            names = {db: name for name, db in zip(platform.services, platform.databases, strict=True)}
     finally:
         await stats.close()
-        with contextlib.suppress(Exception):
-            await platform.stop()
-        with contextlib.suppress(Exception):
-            await bench.delete_own_topics([platform.prefix])
-        shutil.rmtree(workdir, ignore_errors=True)
+    total = sum(r["total_exec_time"] for r in rows) * 1000 / n
+    print(
+        f"\n{n} registrations at {args.rate:.0f}/s; PostgreSQL execution time {total:.0f} µs per registration"
+    )
+    print(f"  {'calls/reg':>9} {'µs/reg':>8} {'rows/reg':>8}  {'service':<13} statement")
+    for r in rows[: args.top]:
+        query = re.sub(r"\s+", " ", r["query"])[:110]
+        print(
+            f"  {r['calls'] / n:9.2f} {r['total_exec_time'] * 1000 / n:8.1f} {r['rows'] / n:8.2f}"
+            f"  {names.get(r['datname'], r['datname']):<13} {query}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import shutil
 import statistics
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -76,26 +73,19 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     await bench.ensure_stack()
-    workdir = Path(tempfile.mkdtemp(prefix="trace-timeline-", dir=bench.REPO_ROOT / "var"))
-    spans_path = workdir / "spans.bin"
-    platform = bench.Platform(True, workdir, spans_out=spans_path)
-    try:
-        await platform.start()
-        gen = bench.Generator(platform, True)
-        courses = await platform.publish_courses(100, 1000)
-        await gen.step("spread100", "warm-up", courses, 10, 5, 4)
+    async with bench.probe_platform("trace-timeline", True, 10, spans_out=Path("spans.bin")) as (
+        platform,
+        gen,
+        courses,
+    ):
+        spans_path = platform.spans_out
+        assert spans_path is not None
         for rate in (float(r) for r in args.rates.split(",")):
             before = len(read_spans(spans_path)) if spans_path.exists() else 0
             step = await gen.step("spread100", f"{rate:.0f}/s", courses, rate, args.seconds, 4)
             await asyncio.sleep(2)  # the last batches of spans
             print(f"\n== {rate:.0f}/s: latency to the SMTP server's acceptance p50 {step.p50_ms:.1f} ms")
             timelines(read_spans(spans_path)[before:], platform.prefix)
-    finally:
-        with contextlib.suppress(Exception):
-            await platform.stop()
-        with contextlib.suppress(Exception):
-            await bench.delete_own_topics([platform.prefix])
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

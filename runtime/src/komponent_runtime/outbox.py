@@ -3,8 +3,9 @@
 `enqueue` runs inside the caller's transaction, so an event exists exactly when the change that caused it
 was committed. The relay publishes rows in id order with an idempotent producer and deletes them once
 Kafka has acknowledged them: the table holds only what is still to be published. A relay killed after
-publishing but before deleting publishes the row again; consumers drop the repeat by its `ce_id`. One relay per database publishes at a time (an advisory lock), which keeps per-key order even
-when several replicas run; the others wait as hot standbys.
+publishing but before deleting publishes the row again; consumers drop the repeat by its `ce_id`. One
+relay per database publishes at a time (an advisory lock), which keeps per-key order even when several
+replicas run; the others wait as hot standbys.
 """
 
 from __future__ import annotations

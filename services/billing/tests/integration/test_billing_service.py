@@ -116,6 +116,10 @@ async def billing(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bil
         await pool.close()
 
 
+async def _outbox_drained(pool: asyncpg.Pool) -> bool:
+    return not await pool.fetchval("SELECT count(*) FROM outbox")
+
+
 def _pdf_text(pdf: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
 
@@ -216,6 +220,8 @@ async def test_invoice_due_twice_or_rerun_issues_nothing_new_and_late_registrati
     await billing.publish(run, rerun)  # `run` again: Kafka delivered it twice
     await billing.wait_applied(rerun)
     assert len(await billing.documents(seed.course_id)) == 1
+    # Everything billing wrote is on Kafka once its outbox is empty: one event for the course, not two.
+    await wait_until(lambda: _outbox_drained(billing.pool), what="billing's outbox drained")
     assert len({e.id for e in await billing.billing_events(seed.course_id, expect=1)}) == 1
 
     late, promoted = uuid.uuid4(), uuid.uuid4()
