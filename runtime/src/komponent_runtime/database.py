@@ -37,6 +37,18 @@ def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+def is_open(conn: Connection | None) -> bool:
+    """Whether a connection held across awaits (a listener's, a sender's) can still be used. When a pooled
+    connection closes (a PostgreSQL restart ends every session), asyncpg hands its slot back to the pool
+    and detaches the proxy, whose every method then raises InterfaceError, `is_closed()` included."""
+    if conn is None:
+        return False
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 # Connections that took session state (LISTEN, a session-level advisory lock). asyncpg resets every
 # connection on its way back to the pool with a query (UNLISTEN, unlock, RESET ALL: one round trip per
 # acquire, a few per cent of a busy service's CPU); our code keeps no other session state (transactions

@@ -9,7 +9,7 @@ import contextlib
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from komponent_runtime.database import Connection, holds_session_state
+from komponent_runtime.database import Connection, holds_session_state, is_open
 
 
 async def notify(conn: Connection, channel: str) -> None:
@@ -26,7 +26,8 @@ class Wakeup:
 
     async def wait(self, timeout: float) -> None:
         """Return when notified or after `timeout` seconds, whichever comes first."""
-        if self._conn is None or self._conn.is_closed():
+        if not is_open(self._conn):
+            await self.close()
             with contextlib.suppress(Exception):
                 self._conn = await self._pool.acquire()
                 holds_session_state(self._conn)
