@@ -243,6 +243,7 @@ async def notifier(pool: asyncpg.Pool, port: int, pool_size: int, planned: list[
         pass
     elapsed = time.perf_counter() - started
     CPU_US["notifier"].append((time.process_time() - cpu) / len(planned) * 1e6)
+    await sender.close()
     await smtp.close()
     if sender.stats.sent != len(planned):
         raise SystemExit(f"notifier sent {sender.stats.sent} of {len(planned)}: {sender.stats}")

@@ -10,7 +10,8 @@ so it is stored exactly as `enqueue_traced` stores it (a test compares the two r
 it NOTIFYs the relay only when asked (`wake_relay`): a NOTIFY per email woke the relay per email (a SELECT, a
 Kafka request and an UPDATE for one row each time), so the sender asks only with its round's last verdict.
 `set_config('synchronous_commit', 'off', true)` is SET LOCAL for this statement's transaction: the commit
-does not wait for the WAL flush (the sender explains why that is safe).
+does not wait for the WAL flush (`service_layer.verdict_connection` covers what a PostgreSQL crash loses).
+It writes only a pending row, so recording a verdict again after such a crash leaves one that survived alone.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _RECORD_SENT = f"""
 WITH sent AS (
     UPDATE send_ledger SET status = 'sent', sent_at = now(), outcomes = outcomes + 1,
         last_code = $2, last_reply = $3, claimed_until = NULL
-    WHERE id = $1
+    WHERE id = $1 AND status = 'pending'
     RETURNING id
 ), announced AS (
     INSERT INTO outbox ({outbox.OUTBOX_COLUMNS})
@@ -48,7 +49,7 @@ async def record_sent(
     wake_relay: bool,
 ) -> bool:
     """Mark the ledger row sent and enqueue `event` (and NOTIFY the outbox relay at commit if
-    `wake_relay`); False if there is no such row (nothing written)."""
+    `wake_relay`); False if there is no such pending row (nothing written)."""
     row: Any = await conn.fetchrow(
         _RECORD_SENT,
         ledger_id,

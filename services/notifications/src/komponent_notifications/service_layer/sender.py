@@ -4,13 +4,17 @@ One round: claim due rows (one per recipient, oldest first; the claim counts the
 row in its own short transaction), build and compose each email ahead of the SMTP lanes, and send on all
 pool connections at once. Nothing is held open while SMTP talks.
 
-At most one duplicate per crash, with every connection busy: a crash between SMTP acceptance and the
-recorded verdict leaves the row claimed, so the lease runs out and it is sent again. The pool's final-dot
-gate (`adapters.smtp_pool`) lets only one connection at a time go from its final "." to its recorded
-verdict, and an accepted verdict is recorded right there in one statement (`adapters.sent_verdict`), so at
-any moment at most one message is accepted and unrecorded. Every other verdict (refusals, no course or PDF
-yet, unreachable server: nothing was accepted) is group-committed outside the gate. A re-sent message is
+At most one duplicate per crash of this process, with every connection busy: a crash between SMTP
+acceptance and the recorded verdict leaves the row claimed, so the lease runs out and it is sent again. The
+pool's final-dot gate (`adapters.smtp_pool`) lets only one connection at a time go from its final "." to its
+recorded verdict, and an accepted verdict is recorded right there in one statement (`adapters.sent_verdict`),
+so at any moment at most one message is accepted and unrecorded. Every other verdict (refusals, no course or
+PDF yet, unreachable server: nothing was accepted) is group-committed outside the gate. A re-sent message is
 visible as attempts > outcomes and carries the same Message-ID.
+
+No duplicate when PostgreSQL crashes instead: claims and accepted verdicts go over one connection the sender
+keeps, which remembers each accepted verdict until it is on disk and records it again if it was lost
+(`verdict_connection`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from ..domain.course import ContactPerson, CourseSnapshot
 from ..domain.emails import EmailKind, PdfDocument
 from ..domain.smtp_replies import DeliveryOutcome, RetryPolicy
 from .building import NEEDS_PDF, build_email, stored_event
+from .verdict_connection import AcceptedVerdict, VerdictConnection
 
 _tracer = trace.get_tracer("komponent_notifications.sender")
 # Consumers NOTIFY this channel when they plan emails, so the sender starts at once instead of at its
@@ -126,6 +131,10 @@ class EmailSender:
     stats: SenderStats = field(default_factory=SenderStats)
     _courses: dict[tuple[Any, int, str], CourseSnapshot] = field(default_factory=dict, repr=False)
     _claim_again: bool = field(default=False, repr=False)  # set by each claim: claim again at once
+    _connection: VerdictConnection = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._connection = VerdictConnection(self.pool, self._count_sent)
 
     async def run(self) -> None:
         """Forever: drain what is due, then wait for new ledger rows (NOTIFY) or the poll interval.
@@ -145,19 +154,41 @@ class EmailSender:
                     backoff = 0.1
                 except asyncio.CancelledError:
                     raise
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # InternalClientError: a connection the server ended while it was idle can refuse the next
+                # statement with it, before asyncpg has seen the connection close.
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as exc:
                     log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
+                    await self._connection.drop()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
             await wakeup.close()  # its listening connection goes back to the pool
+            await self.close()
+
+    @property
+    def unflushed_verdicts(self) -> int:
+        """Accepted verdicts recorded but not yet known to be on disk (at most about one round's)."""
+        return self._connection.unflushed
+
+    async def close(self) -> None:
+        """Give the sender's own connection back to the pool (after `send_due` rounds run by hand)."""
+        await self._connection.drop()
 
     async def send_due(self) -> int:
         """One round; returns how many rows were claimed."""
-        # No transaction: the claim (with its rows' courses) is one statement, atomic by itself.
-        async with self.pool.acquire() as conn:
-            claimed = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
+        # No transaction: the claim (with its rows' courses) is one statement, atomic by itself. On the
+        # connection that records accepted verdicts: a claim that claims rows commits with a WAL flush, which
+        # puts every verdict recorded before it on disk.
+        conn = await self._connection.current()
+        claimed = await repo.claim_due(conn, self.config.batch_size, self.config.lease_seconds)
         rows, courses = claimed.rows, claimed.courses
+        if rows:
+            self._connection.flushed()
         self._claim_again = len(rows) >= self.config.batch_size or claimed.queued_behind
         if not rows:
             return 0
@@ -174,32 +205,30 @@ class EmailSender:
             for _ in range(lanes):
                 await ready.put(None)
 
-        # Accepted verdicts are recorded inside the final-dot gate on this one connection (only one
+        # Accepted verdicts are recorded inside the final-dot gate on the sender's connection (only one
         # message is ever in the gate); everything else goes to the group commit.
-        async with self.pool.acquire() as gate_conn:
+        async def lane() -> None:
+            while (item := await ready.get()) is not None:
+                row, prepared = item
+                if isinstance(prepared, _Verdict):
+                    await recorder.record(row, prepared, announce.verdict(accepted=False))
+                    continue
 
-            async def lane() -> None:
-                while (item := await ready.get()) is not None:
-                    row, prepared = item
-                    if isinstance(prepared, _Verdict):
-                        await recorder.record(row, prepared, announce.verdict(accepted=False))
-                        continue
+                async def record(result: SendResult, row: Any = row) -> None:
+                    verdict = _Verdict(result.outcome, result.code, result.reply[:500])
+                    if verdict.outcome is DeliveryOutcome.ACCEPTED:
+                        wake = announce.verdict(accepted=True)
+                        await self._record_accepted(conn, row, verdict, wake)
+                    else:
+                        await recorder.record(row, verdict, announce.verdict(accepted=False))
 
-                    async def record(result: SendResult, row: Any = row) -> None:
-                        verdict = _Verdict(result.outcome, result.code, result.reply[:500])
-                        if verdict.outcome is DeliveryOutcome.ACCEPTED:
-                            wake = announce.verdict(accepted=True)
-                            await self._record_accepted(gate_conn, row, verdict, wake)
-                        else:
-                            await recorder.record(row, verdict, announce.verdict(accepted=False))
+                # The span covers the transaction, the wait for the gate and the recorded verdict.
+                with _smtp_span(row) as span:
+                    result = await self.transport.send_once(prepared, record)
+                    span.set_attribute("smtp.reply_code", result.code or 0)
+                    span.set_attribute("email.outcome", result.outcome.value)
 
-                    # The span covers the transaction, the wait for the gate and the recorded verdict.
-                    with _smtp_span(row) as span:
-                        result = await self.transport.send_once(prepared, record)
-                        span.set_attribute("smtp.reply_code", result.code or 0)
-                        span.set_attribute("email.outcome", result.outcome.value)
-
-            await _together([compose_ahead(), *(lane() for _ in range(lanes))])
+        await _together([compose_ahead(), *(lane() for _ in range(lanes))])
         return len(rows)
 
     async def _prepare(self, row: Any, course: repo.KnownCourse | None) -> ComposedEmail | _Verdict:
@@ -249,15 +278,36 @@ class EmailSender:
         return PdfDocument(f"{label} {event.document_number}.pdf", await self.documents.pdf(event.pdf_url))
 
     async def _record_accepted(self, conn: Any, row: Any, verdict: _Verdict, wake_relay: bool) -> None:
-        """One accepted verdict and its EmailSent, in one statement (inside the final-dot gate)."""
-        event = self._outcome_event(row, verdict, sent=True)
+        """One accepted verdict and its EmailSent, in one statement (inside the final-dot gate),
+        remembered until it is on disk."""
+        accepted = AcceptedVerdict(
+            row["id"],
+            verdict.code,
+            verdict.reply,
+            self._outcome_event(row, verdict, sent=True),
+            _trace_of(row),
+            CONTRACT_KIND[EmailKind(row["kind"])],
+        )
+        self._connection.remember(accepted)
         if not await sent_verdict.record_sent(
-            conn, row["id"], verdict.code, verdict.reply, event, _trace_of(row), wake_relay=wake_relay
+            conn,
+            accepted.ledger_id,
+            accepted.code,
+            accepted.reply,
+            accepted.event,
+            accepted.trace,
+            wake_relay=wake_relay,
         ):
-            log.error("ledger row of an accepted email not found", extra={"email_id": str(row["email_id"])})
+            log.error(
+                "ledger row of an accepted email not found pending", extra={"email_id": str(row["email_id"])}
+            )
             return
+        accepted.recorded = True
+        self._count_sent(accepted)
+
+    def _count_sent(self, accepted: AcceptedVerdict) -> None:
         self.stats.sent += 1
-        emails_sent.add(1, {"kind": CONTRACT_KIND[EmailKind(row["kind"])]})
+        emails_sent.add(1, {"kind": accepted.kind})
 
     async def _record(self, results: list[tuple[Any, _Verdict]], wake_relay: bool = False) -> None:
         """Record verdicts in ONE transaction, with their EmailSent/EmailFailed in the outbox (and wake
