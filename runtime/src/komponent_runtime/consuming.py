@@ -39,20 +39,10 @@ from opentelemetry import propagate, trace
 from komponent_runtime import inbox, kafka_fetching, metrics
 from komponent_runtime.database import Connection
 from komponent_runtime.telemetry import continuing_trace
+from komponent_runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("komponent_runtime.consuming")
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-)
 
 
 class PermanentError(Exception):

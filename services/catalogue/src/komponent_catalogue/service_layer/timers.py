@@ -21,8 +21,8 @@ from komponent_contracts import CloudEvent, Event
 from komponent_contracts.events import CourseReminderDue, DeadlinePassed, InvoiceDue
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
-from komponent_runtime.consuming import TRANSIENT_ERRORS
 from komponent_runtime.metrics import meter
+from komponent_runtime.transient import TRANSIENT_ERRORS
 
 from komponent_catalogue.adapters import repository
 from komponent_catalogue.adapters.repository import DueTimer
