@@ -8,6 +8,7 @@ are not echoed (they may be personal data).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from komponent_runtime.http_tracing import TracedRequests
+from komponent_runtime.transient import TRANSIENT_ERRORS
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -36,8 +38,12 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return errors
 
 
+log = logging.getLogger(__name__)
+
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024
+# While PostgreSQL restarts: a crash recovery here takes a few seconds.
+RETRY_AFTER_UNAVAILABLE_SECONDS = 2
 
 
 class BodyLimit:
@@ -194,6 +200,20 @@ async def _nul_refused(send: Send, fields: list[str]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def backing_service_away(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After, not a 500 with a traceback, while PostgreSQL (or the network to it) is away:
+    nothing was stored, the same request may simply be sent again."""
+    log.warning(
+        "request refused: a backing service is away",
+        extra={"path": request.url.path, "error": type(exc).__name__},
+    )
+    return JSONResponse(
+        status_code=503,
+        content={"error": "service_unavailable", "detail": "a backing service is unavailable; retry"},
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+    )
+
+
 def make_http_app(
     title: str,
     *,
@@ -213,6 +233,9 @@ def make_http_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_input(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"errors": field_errors(exc)})
+
+    for error in TRANSIENT_ERRORS:
+        app.add_exception_handler(error, backing_service_away)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
