@@ -465,6 +465,7 @@ class OverlapWatch:
         self.open_most = 0
         self.delivered: list[str] = []
         self.slow: set[str] = set()  # recipients whose message the server takes a while to accept
+        self.slow_rcpt: set[str] = set()  # recipients the server takes a while to accept at RCPT
         self.recipients: list[str] = []
 
     async def handle_RCPT(
@@ -473,6 +474,8 @@ class OverlapWatch:
         with self.lock:
             self.open.add(id(session))
             self.open_most = max(self.open_most, len(self.open))
+        if address in self.slow_rcpt:
+            await asyncio.sleep(0.3)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -574,6 +577,40 @@ async def test_a_verdict_that_cannot_be_recorded_withholds_the_waiting_final_dot
         # Nobody waits any more: the gate is open again.
         assert (await pool.send_once(message("later@kommune.dk"), fine)).accepted
     assert len(watch.delivered) == 2
+
+
+async def test_a_send_still_before_the_gate_when_a_verdict_is_lost_is_withheld_when_it_gets_there(
+    watched: tuple[Controller, OverlapWatch],
+) -> None:
+    """The lost verdict's waiters are withheld and the gate opens again; a send that was still in RCPT then
+    (its round is being torn down) must not write its final dot when it reaches the gate. Its message
+    would be accepted with nobody left to record it: sent again after the lease, a duplicate."""
+    controller, watch = watched
+    watch.slow_rcpt.add("late@kommune.dk")
+    in_gate = asyncio.Event()
+    release = asyncio.Event()
+
+    async def failing_record(result: SendResult) -> None:
+        in_gate.set()
+        await release.wait()
+        raise ConnectionResetError("the database went away")
+
+    async def fine(result: SendResult) -> None:
+        pass
+
+    async with SmtpPool(SmtpSettings(host="127.0.0.1", port=controller.port, pool_size=4)) as pool:
+        first = asyncio.create_task(pool.send_once(message("first@kommune.dk"), failing_record))
+        await in_gate.wait()
+        late = asyncio.create_task(pool.send_once(message("late@kommune.dk"), fine))
+        await asyncio.sleep(0.05)  # in RCPT, nowhere near the gate
+        release.set()
+        with pytest.raises(ConnectionResetError):
+            await first
+        assert not pool._gate._waiting  # nobody waited: the gate is open again ...
+        with pytest.raises(FinalDotWithheld):
+            await late  # ... but not to a send begun before the failure
+        assert (await pool.send_once(message("after@kommune.dk"), fine)).accepted  # begun after: goes out
+    assert watch.recipients == ["first@kommune.dk", "after@kommune.dk"]
 
 
 async def test_a_send_cancelled_while_waiting_at_the_gate_leaves_the_others_alone(

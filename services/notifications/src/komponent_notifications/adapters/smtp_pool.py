@@ -17,7 +17,9 @@ reply and awaits `record(verdict)`, and only then is the next connection's dot w
 the gate free takes it with one write of body and dot together: one send syscall fewer.) So at any moment
 at most one message is accepted by SMTP and not yet recorded. If `record` fails (or the holder is
 cancelled) that message may be accepted and unrecorded, so the sends waiting at the gate are withheld
-(`FinalDotWithheld`: their connections are dropped before the dot, and servers discard such a message).
+(`FinalDotWithheld`: their connections are dropped before the dot, and servers discard such a message), and
+so is every send that had begun by then and reaches the gate later (its caller's round is being torn down,
+and its verdict would have nowhere to go). Sends begun after the failure pass as usual.
 
 aiosmtplib 5 has no API for this split: `SMTP.data()` writes body and terminator in one go
 (`SMTPProtocol.execute_data_command`). We use its public pieces in the order `sendmail` uses them:
@@ -128,9 +130,16 @@ class _FinalDotGate:
         self._held = False
         self._waiting: deque[tuple[asyncio.Future[_Unsent], Callable[[], _Unsent]]] = deque()
         self._jammed = False
+        # Bumped by every failed leave. A send takes the epoch when it begins and may write its final dot
+        # only in that epoch: one still in MAIL/RCPT/DATA when a verdict was lost is withheld at the gate,
+        # though the gate opened again once its waiters were withheld.
+        self.epoch = 0
 
-    def try_enter(self, write_dot: Callable[[], _Unsent]) -> _Unsent | _Busy:
-        """Hold the gate and run `write_dot()` at once if nobody holds it; BUSY (nothing run) otherwise."""
+    def try_enter(self, write_dot: Callable[[], _Unsent], epoch: int) -> _Unsent | _Busy:
+        """Hold the gate and run `write_dot()` at once if nobody holds it; BUSY (nothing run) otherwise.
+        Raises FinalDotWithheld for a send begun before the last failure (`epoch` is what it took)."""
+        if epoch != self.epoch:
+            raise FinalDotWithheld("an earlier verdict was not recorded")
         if self._held:
             return BUSY
         self._held = True
@@ -140,10 +149,11 @@ class _FinalDotGate:
             self.leave(failed=True)
             raise
 
-    async def enter(self, write_dot: Callable[[], _Unsent]) -> _Unsent:
+    async def enter(self, write_dot: Callable[[], _Unsent], epoch: int) -> _Unsent:
         """Returns once this send holds the gate and `write_dot()` has run (None: the dot is written; a
-        verdict: it could not be, nothing was accepted). Raises FinalDotWithheld when jammed."""
-        at_once = self.try_enter(write_dot)
+        verdict: it could not be, nothing was accepted). Raises FinalDotWithheld when jammed or when the
+        send began before the last failure."""
+        at_once = self.try_enter(write_dot, epoch)
         if at_once is not BUSY:
             return at_once
         entered: asyncio.Future[_Unsent] = asyncio.get_running_loop().create_future()
@@ -161,7 +171,9 @@ class _FinalDotGate:
 
     def leave(self, *, failed: bool) -> None:
         """`failed`: the holder's message may be accepted and unrecorded, so no one else may add a second:
-        every waiter is withheld, and the gate opens again once nobody waits."""
+        every waiter is withheld, and the gate opens again once nobody waits (to sends begun from now on)."""
+        if failed:
+            self.epoch += 1
         self._jammed = self._jammed or failed
         while self._waiting:
             entered, write_dot = self._waiting.popleft()
@@ -242,6 +254,7 @@ class SmtpPool:
         FinalDotWithheld (message not sent) after another send's `record` failed."""
         if self._closed:
             raise RuntimeError("SMTP pool is closed")
+        epoch = self._gate.epoch  # taken before any wait: a failure from here on withholds this send
         slot = await self._slots.get()
         keep: _Connection | None = None
         try:
@@ -255,7 +268,7 @@ class SmtpPool:
                 return result
             try:
                 try:
-                    result, usable = await self._transaction(connection, message, record)
+                    result, usable = await self._transaction(connection, message, record, epoch)
                 except _ClosedBeforeMail:
                     await _discard(connection)
                     try:
@@ -266,7 +279,7 @@ class SmtpPool:
                             await record(result)
                         return result
                     # A fresh connection has sent nothing, so a second closure is a verdict, not a retry.
-                    result, usable = await self._transaction(connection, message, record)
+                    result, usable = await self._transaction(connection, message, record, epoch)
             except BaseException:
                 # Cancelled or withheld mid-transaction: the protocol state is unknown, so the connection goes.
                 await _discard(connection)
@@ -323,7 +336,7 @@ class SmtpPool:
         return _Connection(client, last_used=self._monotonic())
 
     async def _transaction(
-        self, connection: _Connection, message: ComposedEmail, record: RecordVerdict | None
+        self, connection: _Connection, message: ComposedEmail, record: RecordVerdict | None, epoch: int
     ) -> tuple[SendResult, bool]:
         """One SMTP transaction. Returns the verdict and whether the connection may be reused."""
         body = await self._up_to_final_dot(connection, message)
@@ -338,13 +351,13 @@ class SmtpPool:
             # Nobody at the gate: body and final dot in one write (one send and one server wake-up fewer
             # per message), holding the gate from that write on, as always from the dot on. Held: the body
             # goes out now, while the holder finishes, and only the dot waits for the gate.
-            unsent = self._gate.try_enter(partial(_write_dot, connection, body))
+            unsent = self._gate.try_enter(partial(_write_dot, connection, body), epoch)
             if unsent is BUSY:
                 unsent = _write(connection, body)
                 if unsent is not None:  # the body could not be written: nothing was accepted
                     await record(unsent[0])
                     return unsent
-                unsent = await self._gate.enter(partial(_write_dot, connection, b""))
+                unsent = await self._gate.enter(partial(_write_dot, connection, b""), epoch)
             try:
                 result, usable = unsent if unsent else await self._final_reply(connection)
                 await record(result)
