@@ -84,6 +84,9 @@ FAULTS = ("catalogue", "registration", "billing", "notifications", "kafka", "pos
 # The notifications sender re-sends a row whose verdict a kill lost once its lease runs out (120 s by
 # default): a shorter lease lets those duplicates arrive, and be counted, within the run.
 LEASE_SECONDS = 30
+# Answers that ask for the same request again. Not 500: PostgreSQL or the network being away is a 503 with
+# Retry-After (komponent_runtime.http), so a 500 is a bug and counted as a client error.
+RETRY_STATUSES = (409, 429, 502, 503, 504)
 SETTLE_SECONDS = 150
 SETTLE_GROUPS = (
     "billing.course-projection",
@@ -230,7 +233,7 @@ async def _http_worker(run: Run, platform: FaultPlatform, courses: list[str], se
                     rid = answer.json()["registration_id"]
                     run.accepted[rid] = Accepted(rid, course_id, "http", phase, email, billing)
                     break
-                if answer.status_code in (409, 429, 500, 502, 503, 504):
+                if answer.status_code in RETRY_STATUSES:
                     await asyncio.sleep(0.3)
                     continue
                 run.errors.append(f"HTTP registration answered {answer.status_code}: {answer.text[:200]}")
@@ -341,7 +344,7 @@ async def _cancel_worker(run: Run, platform: FaultPlatform, seed: int) -> None:
                     run.cancels[rid] = phase
                     want_confirmed = not want_confirmed
                     break
-                if answer.status_code in (409, 429, 500, 502, 503, 504):
+                if answer.status_code in RETRY_STATUSES:
                     await asyncio.sleep(0.3)
                     continue
                 run.errors.append(f"cancellation answered {answer.status_code}: {answer.text[:200]}")
