@@ -13,26 +13,24 @@ import asyncio
 import contextlib
 import logging
 import re
-import uuid
+import runpy
 
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from komponent_contracts import events as ev
-from komponent_contracts.examples import NOW, buyer, course
+from komponent_contracts.examples import course
 from komponent_notifications.adapters import repository as repo
 from komponent_notifications.adapters.smtp_pool import SmtpPool
 from komponent_notifications.app import MIGRATIONS, build_sender
-from komponent_notifications.domain.policy import NotificationPolicy
-from komponent_notifications.service_layer.planning import PlannedEmail, plan_registration_outcome
+from komponent_notifications.service_layer.planning import PlannedEmail
 from komponent_notifications.service_layer.sender import EmailSender
 from komponent_notifications.service_layer.verdict_connection import RECORDED_AGAIN
 from komponent_notifications.settings import NotificationSettings
 from komponent_runtime.clock import SystemClock
 from komponent_runtime.database import migrate
 from komponent_runtime.settings import DatabaseSettings
-from komponent_runtime.testing import create_database, free_port, wait_until
+from komponent_runtime.testing import REPO_ROOT, create_database, free_port, wait_until
 from support.private_stack import PrivateStack
 
 pytestmark = [pytest.mark.infra, pytest.mark.faults]
@@ -62,19 +60,9 @@ class NoDocuments:
 
 
 def confirmations(n: int) -> list[PlannedEmail]:
-    planned: list[PlannedEmail] = []
-    for i in range(n):
-        event = ev.RegistrationConfirmed(
-            registration_id=uuid.uuid4(),
-            course_id=course().course_id,
-            occurred_at=NOW,
-            participant=ev.Participant(
-                name=f"Deltager {i}", email=f"deltager{i}@kommune.dk", job_title="Konsulent"
-            ),
-            buyer=buyer(),
-            binding=False,
-        )
-        planned += plan_registration_outcome(uuid.uuid4(), event, None, NotificationPolicy())
+    """The email benchmark's sample confirmations (one definition of the sample data)."""
+    bench = runpy.run_path(str(REPO_ROOT / "services" / "notifications" / "bench" / "email_bench.py"))
+    planned: list[PlannedEmail] = bench["planned_confirmations"](n)
     return planned
 
 

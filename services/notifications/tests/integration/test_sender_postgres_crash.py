@@ -24,6 +24,7 @@ from komponent_notifications.adapters import repository as repo
 from komponent_notifications.adapters.mime import ComposedEmail
 from komponent_notifications.adapters.smtp_pool import RecordVerdict, SendResult, SmtpPool
 from komponent_notifications.app import MIGRATIONS, build_sender
+from komponent_notifications.service_layer.planning import PlannedEmail
 from komponent_notifications.service_layer.sender import EmailSender
 from komponent_notifications.settings import NotificationSettings
 from komponent_runtime.clock import SystemClock
@@ -67,6 +68,14 @@ async def end_every_other_session(conn: asyncpg.Connection) -> None:
     )
 
 
+async def ledger_of(pool: asyncpg.Pool, settings: NotificationSettings, planned: list[PlannedEmail]) -> None:
+    """The notifications schema, the sample course and `planned` in the send ledger."""
+    async with pool.acquire() as conn:
+        await migrate(conn, MIGRATIONS)
+        await repo.save_course(conn, course())
+        await repo.add_to_ledger(conn, planned, settings.message_id_domain)
+
+
 async def email_sent_ids(pool: asyncpg.Pool) -> list[Any]:
     rows = await pool.fetch(
         "SELECT event_id FROM outbox WHERE headers->>'ce_type' = $1 ORDER BY event_id", ev.EmailSent.ce_type
@@ -75,14 +84,11 @@ async def email_sent_ids(pool: asyncpg.Pool) -> list[Any]:
 
 
 async def test_verdicts_postgresql_lost_are_recorded_again_and_the_emails_not_sent_again(
-    pool: asyncpg.Pool, database: str, mail_sink: MailSink
+    pool: asyncpg.Pool, mail_sink: MailSink
 ) -> None:
     mail_sink.start()
     settings = settings_for(mail_sink)
-    async with pool.acquire() as conn:
-        await migrate(conn, MIGRATIONS)
-        await repo.save_course(conn, course())
-        await repo.add_to_ledger(conn, confirmations(3), settings.message_id_domain)
+    await ledger_of(pool, settings, confirmations(3))
     smtp = SmtpPool(settings.smtp())
     sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
     async with smtp, closing(sender):
@@ -132,10 +138,7 @@ async def test_a_verdict_recorded_again_after_the_flush_is_left_alone_and_the_me
     mail_sink.start()
     settings = settings_for(mail_sink)
     first, second = confirmations(2)
-    async with pool.acquire() as conn:
-        await migrate(conn, MIGRATIONS)
-        await repo.save_course(conn, course())
-        await repo.add_to_ledger(conn, [first], settings.message_id_domain)
+    await ledger_of(pool, settings, [first])
     smtp = SmtpPool(settings.smtp())
     sender = build_sender(settings, pool, smtp, NoDocuments(), SystemClock())
     async with smtp, closing(sender):
@@ -182,10 +185,7 @@ async def test_an_accepted_email_whose_verdict_could_not_be_written_is_recorded_
 ) -> None:
     mail_sink.start()
     settings = settings_for(mail_sink)
-    async with pool.acquire() as conn:
-        await migrate(conn, MIGRATIONS)
-        await repo.save_course(conn, course())
-        await repo.add_to_ledger(conn, confirmations(3), settings.message_id_domain)
+    await ledger_of(pool, settings, confirmations(3))
     smtp = SmtpPool(settings.smtp())
     transport = SessionsEndAtFirstVerdict(smtp, DatabaseSettings().dsn(database))
     sender = build_sender(settings, pool, transport, NoDocuments(), SystemClock())  # type: ignore[arg-type]

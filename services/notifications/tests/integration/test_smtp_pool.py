@@ -546,27 +546,35 @@ async def test_without_the_gate_the_same_load_does_overlap(watched: tuple[Contro
     assert watch.worst > 1
 
 
+class LostVerdict:
+    """A record callback that holds the gate until `release` and then fails, as a database gone away does."""
+
+    def __init__(self) -> None:
+        self.in_gate = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def record(self, result: SendResult) -> None:
+        self.in_gate.set()
+        await self.release.wait()
+        raise ConnectionResetError("the database went away")
+
+
+async def fine(result: SendResult) -> None:
+    pass
+
+
 async def test_a_verdict_that_cannot_be_recorded_withholds_the_waiting_final_dots(
     watched: tuple[Controller, OverlapWatch],
 ) -> None:
     controller, watch = watched
-    in_gate = asyncio.Event()
-    release = asyncio.Event()
-
-    async def failing_record(result: SendResult) -> None:
-        in_gate.set()
-        await release.wait()
-        raise ConnectionResetError("the database went away")
-
-    async def fine(result: SendResult) -> None:
-        pass
+    lost = LostVerdict()
 
     async with SmtpPool(SmtpSettings(host="127.0.0.1", port=controller.port, pool_size=4)) as pool:
-        first = asyncio.create_task(pool.send_once(message("first@kommune.dk"), failing_record))
-        await in_gate.wait()
+        first = asyncio.create_task(pool.send_once(message("first@kommune.dk"), lost.record))
+        await lost.in_gate.wait()
         waiting = [asyncio.create_task(pool.send_once(message(f"w{n}@kommune.dk"), fine)) for n in range(3)]
         await three_waiting(pool)
-        release.set()
+        lost.release.set()
         with pytest.raises(ConnectionResetError):
             await first
         for task in waiting:
@@ -587,23 +595,14 @@ async def test_a_send_still_before_the_gate_when_a_verdict_is_lost_is_withheld_w
     would be accepted with nobody left to record it: sent again after the lease, a duplicate."""
     controller, watch = watched
     watch.slow_rcpt.add("late@kommune.dk")
-    in_gate = asyncio.Event()
-    release = asyncio.Event()
-
-    async def failing_record(result: SendResult) -> None:
-        in_gate.set()
-        await release.wait()
-        raise ConnectionResetError("the database went away")
-
-    async def fine(result: SendResult) -> None:
-        pass
+    lost = LostVerdict()
 
     async with SmtpPool(SmtpSettings(host="127.0.0.1", port=controller.port, pool_size=4)) as pool:
-        first = asyncio.create_task(pool.send_once(message("first@kommune.dk"), failing_record))
-        await in_gate.wait()
+        first = asyncio.create_task(pool.send_once(message("first@kommune.dk"), lost.record))
+        await lost.in_gate.wait()
         late = asyncio.create_task(pool.send_once(message("late@kommune.dk"), fine))
         await asyncio.sleep(0.05)  # in RCPT, nowhere near the gate
-        release.set()
+        lost.release.set()
         with pytest.raises(ConnectionResetError):
             await first
         assert not pool._gate._waiting  # nobody waited: the gate is open again ...
@@ -618,9 +617,6 @@ async def test_a_send_cancelled_while_waiting_at_the_gate_leaves_the_others_alon
 ) -> None:
     controller, watch = watched
     watch.slow.add("first@kommune.dk")
-
-    async def fine(result: SendResult) -> None:
-        pass
 
     async with SmtpPool(SmtpSettings(host="127.0.0.1", port=controller.port, pool_size=4)) as pool:
         first = await holding_the_gate(pool, message("first@kommune.dk"), fine)
