@@ -34,6 +34,7 @@ def app_raising(error: BaseException) -> httpx.AsyncClient:
         pg.CrashShutdownError("terminating connection because of crash of another server process"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         TimeoutError(),
+        asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ],
     ids=type,
 )
