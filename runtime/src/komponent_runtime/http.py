@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -235,10 +234,7 @@ def make_http_app(
     async def invalid_input(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"errors": field_errors(exc)})
 
-    # InternalClientError too: asyncpg raises it for a statement on a pooled connection PostgreSQL has just
-    # ended, before it sees the connection close (the fault suite's PostgreSQL kill). A request only needs
-    # sending again; a consumer keeps treating it as a failure of its own (a bug would stall a partition).
-    for error in (*TRANSIENT_ERRORS, asyncpg.InternalClientError):
+    for error in TRANSIENT_ERRORS:
         app.add_exception_handler(error, backing_service_away)
 
     @app.get("/health/live", tags=["health"])

@@ -1,11 +1,13 @@
 """A consumer retries a batch that ran into PostgreSQL shutting down or recovering from a crash, instead of
 blaming (and dead-lettering) the records. A fast shutdown or another backend's crash ends the session with
-an error from the server, not a broken socket."""
+an error from the server, not a broken socket; a pooled connection the server ended while idle refuses its
+next statement with asyncpg's InternalClientError."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 from asyncpg import exceptions as pg
@@ -31,6 +33,8 @@ def record() -> ConsumerRecord[bytes, bytes]:
         pg.CrashShutdownError("terminating connection because of crash of another server process"),
         pg.CannotConnectNowError("the database system is in recovery mode"),
         ConnectionResetError(104, "Connection reset by peer"),
+        # A pooled connection the server ended while idle (asyncpg's protocol state 2: consuming an error).
+        asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ],
     ids=type,
 )
