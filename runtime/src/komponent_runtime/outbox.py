@@ -22,7 +22,7 @@ import asyncpg
 from komponent_contracts import CloudEvent, Event
 from opentelemetry import propagate, trace
 
-from komponent_runtime.database import Connection, array_params, columns, holds_session_state
+from komponent_runtime.database import Connection, array_params, columns, holds_session_state, is_open
 from komponent_runtime.settings import topic_name
 from komponent_runtime.telemetry import current_trace_headers
 
@@ -181,7 +181,7 @@ class OutboxRelay:
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         try:
             while True:
-                if conn.is_closed():
+                if not is_open(conn):
                     # The lock went with its connection: another relay may lead by now. Publishing on
                     # would interleave with it (per-key order), so start over and wait for the lock.
                     raise ConnectionError("relay lock connection lost")

@@ -34,6 +34,7 @@ from komponent_contracts import events as ev
 from komponent_runtime import outbox
 from komponent_runtime.clock import Clock
 from komponent_runtime.metrics import meter
+from komponent_runtime.transient import TRANSIENT_ERRORS
 from komponent_runtime.wakeup import Wakeup, notify
 from opentelemetry import propagate, trace
 
@@ -87,6 +88,11 @@ class MailTransport(Protocol):
         """One attempt; `record` gets the verdict exactly once, inside the final-dot gate when the message
         may have been accepted (see `adapters.smtp_pool`)."""
         ...
+
+
+# What ends a sending round without blaming an email: the loop waits and claims again. Any server error, not
+# only the transient ones: an email that cannot be built or sent gets its own verdict within the round.
+_ROUND_INTERRUPTED: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True)
@@ -154,14 +160,7 @@ class EmailSender:
                     backoff = 0.1
                 except asyncio.CancelledError:
                     raise
-                # InternalClientError: a connection the server ended while it was idle can refuse the next
-                # statement with it, before asyncpg has seen the connection close.
-                except (
-                    OSError,
-                    asyncpg.PostgresError,
-                    asyncpg.InterfaceError,
-                    asyncpg.InternalClientError,
-                ) as exc:
+                except _ROUND_INTERRUPTED as exc:
                     log.warning("sender interrupted, retrying", extra={"error": type(exc).__name__})
                     await self._connection.drop()
                     await asyncio.sleep(backoff)
