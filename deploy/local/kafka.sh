@@ -87,23 +87,9 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$DATA
-
-# Topics are created explicitly by the project (deploy topic definitions); a typo must fail loudly.
-auto.create.topics.enable=false
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-
-# One node: internal topics cannot have more than one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-
-# Tests start consumers constantly; do not wait 3 s for more members before the first assignment.
-group.initial.rebalance.delay.ms=0
 EOF
+  # What every single-node broker of ours sets (the tests' SASL_SSL broker too).
+  cat "$LOCAL_DIR/kafka/single-node.properties" >>"$PROPS.tmp"
   mv "$PROPS.tmp" "$PROPS"
 }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 from komponent_runtime.auth import LOCAL_DEV_KEY, hash_key
-from komponent_runtime.testing import REPO_ROOT, create_database, free_port, wait_until
+from komponent_runtime.testing import REPO_ROOT, create_database, free_port, stop_process, wait_until
 
 from support.platform import SmtpServer
 
@@ -76,12 +76,7 @@ class RestartableService:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, grace=20)
 
 
 @dataclass

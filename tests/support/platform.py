@@ -12,7 +12,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from komponent_runtime.auth import LOCAL_DEV_KEY
-from komponent_runtime.testing import REPO_ROOT, ServiceProcess, create_database, free_port, isolated_topics
+from komponent_runtime.testing import (
+    REPO_ROOT,
+    ServiceProcess,
+    create_database,
+    free_port,
+    isolated_topics,
+    stop_process,
+)
 
 from support.otlp_receiver import OtlpReceiver
 
@@ -46,8 +53,7 @@ class SmtpServer:
         ]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        stop_process(self.proc, grace=10)
 
 
 @dataclass

@@ -17,11 +17,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from komponent_runtime.testing import REPO_ROOT, free_port
+from komponent_runtime.testing import REPO_ROOT, free_port, stop_process
 
 LIBS = REPO_ROOT / "var" / "kafka" / "libs"
 LOG4J = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j2.properties"  # the broker: logs/server.log
 TOOLS_LOG4J = REPO_ROOT / "deploy" / "local" / "kafka" / "tools-log4j2.properties"
+SINGLE_NODE = REPO_ROOT / "deploy" / "local" / "kafka" / "single-node.properties"  # as the dev broker
 USERNAME = "registration"
 PASSWORD = "scram-test-password-" + uuid.uuid4().hex[:8]
 KEYSTORE_PASSWORD = "keystore-test-password"
@@ -55,13 +56,7 @@ class SecuredKafka:
         return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else "(no server.log)"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, grace=60)
 
 
 def _openssl(folder: Path, *args: str) -> None:
@@ -107,15 +102,8 @@ ssl.keystore.type=PKCS12
 ssl.keystore.location={folder / "broker.p12"}
 ssl.keystore.password={KEYSTORE_PASSWORD}
 log.dirs={folder / "data"}
-auto.create.topics.enable=false
-num.partitions=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
 """
+        + SINGLE_NODE.read_text()
     )
     return props
 

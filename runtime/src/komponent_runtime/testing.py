@@ -337,14 +337,22 @@ class ServiceProcess:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        import subprocess
+        stop_process(self.proc, grace=20)
 
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+
+def stop_process(proc: Any, grace: float) -> None:
+    """SIGTERM a child process (a `subprocess.Popen`), and SIGKILL it if it has not exited after `grace`
+    seconds; nothing when it has exited already."""
+    import subprocess
+
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def _dev_key_hash() -> str:
