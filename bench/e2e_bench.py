@@ -58,7 +58,6 @@ import os
 import platform as pyplatform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -92,6 +91,7 @@ from komponent_runtime.testing import (
     isolated_topics,
     kafka_bootstrap,
     owned_token,
+    port_open,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -157,12 +157,6 @@ def load_module(name: str, path: Path) -> ModuleType | None:
     except Exception as exc:  # their file is under active development; report, don't crash
         say(f"  ! could not import {path.relative_to(REPO_ROOT)}: {type(exc).__name__}: {exc}")
         return None
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -10,14 +10,13 @@ loopback PLAINTEXT listeners no client is given.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from komponent_runtime.testing import REPO_ROOT, free_port, stop_process
+from komponent_runtime.testing import REPO_ROOT, free_port, port_open, stop_process
 
 LIBS = REPO_ROOT / "var" / "kafka" / "libs"
 LOG4J = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j2.properties"  # the broker: logs/server.log
@@ -126,12 +125,6 @@ def _java(*args: str, heap: str = "-Xmx256m", logs: Path | None = None) -> list[
     ]
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def start(folder: Path, timeout: float = 120.0) -> SecuredKafka:
     """Make the certificates, format the storage with the SCRAM user, start the broker and wait until its
     SASL_SSL port accepts connections. The caller stops it."""
@@ -153,7 +146,7 @@ def start(folder: Path, timeout: float = 120.0) -> SecuredKafka:
             _java("kafka.Kafka", str(props), heap="-Xmx512m", logs=folder / "logs"), stdout=out, stderr=out
         )
     deadline = time.monotonic() + timeout
-    while not _port_open(client):
+    while not port_open(client):
         if kafka.process.poll() is not None or time.monotonic() > deadline:
             kafka.stop()
             raise RuntimeError(f"the SASL_SSL broker did not start:\n{kafka.log_tail()}")

@@ -280,6 +280,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port now."""
+    import contextlib
+    import socket
+
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
 class ServiceProcess:
     """A service (`python -m komponent_<name>`) as a real OS process with its own database and port.
 
